@@ -31,9 +31,21 @@ def snapshot(root: Path, ignore_file: str = ".prefectignore") -> dict[str, tuple
     return state
 
 
-def watch_changes(root: Path, interval: float = 0.5, debounce: float = 1.0) -> Iterator[list[str]]:
-    """Yield the changed paths each time the project changes and then stays quiet for ``debounce`` seconds."""
-    before = snapshot(root)
+def watch_changes(
+    root: Path,
+    interval: float = 0.5,
+    debounce: float = 1.0,
+    *,
+    before: dict[str, tuple[float, int]] | None = None,
+) -> Iterator[list[str]]:
+    """Yield the changed paths each time the project changes and then stays quiet for ``debounce`` seconds.
+
+    ``before`` is the state to compare with. Pass a :func:`snapshot` taken before telling the user that
+    the watch has started: a generator's body only runs at the first ``next()``, so a snapshot taken here
+    would miss every change made between the announcement and that call.
+    """
+    if before is None:
+        before = snapshot(root)
     while True:
         time.sleep(interval)
         now = snapshot(root)

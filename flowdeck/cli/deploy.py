@@ -53,12 +53,14 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     if not args.watch:
         return _deploy_once(args)
     from flowdeck.config import load_project
-    from flowdeck.watch import watch_changes
+    from flowdeck.watch import snapshot, watch_changes
 
     root = load_project(args.file).root
     code = _deploy_or_report(args)
+    # Take the first snapshot before announcing: a change made right after "watching" must be seen.
+    before = snapshot(root)
     err(f"watching {root} for changes (Ctrl-C to stop)")
-    for changed in watch_changes(root):
+    for changed in watch_changes(root, before=before):
         err(f"changed: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
         code = _deploy_or_report(args)
     return code
