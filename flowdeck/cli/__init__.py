@@ -2,8 +2,8 @@
 
 The library returns results and raises; these modules turn them into output and exit codes:
 0 ok, 1 a user error (bad file, failed step), 2 usage, 3 an unexpected bug (the traceback is written to a
-file whose path is printed), 130 interrupted. One module per group of commands; ``output`` holds what
-they share.
+file whose path is printed), 130 interrupted, 143 / 129 terminated by SIGTERM / SIGHUP (see ``signals``).
+One module per group of commands; ``output`` holds what they share.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from flowdeck.cli.output import (
     help_command,
     show_warning,
 )
+from flowdeck.cli.signals import Terminated, terminating_signals
 from flowdeck.cli.storage import add_storage_commands
 from flowdeck.cli.store import add_store_commands
 from flowdeck.errors import FlowdeckError, FlowdeckWarning, UsageError
@@ -90,7 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             err(f"flowdeck: error: {exc}")
             return EXIT_USAGE
         _configure_logging(args.verbose, args.quiet)
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), terminating_signals():
             warnings.simplefilter("default", FlowdeckWarning)
             warnings.showwarning = show_warning
             code: int = args.func(args)
@@ -101,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err("interrupted")
         return EXIT_INTERRUPTED
+    except Terminated as exc:
+        from flowdeck.steps.process import stop_process_groups
+
+        # A step running in a worker thread may still be stopping its child: give it the usual grace.
+        stop_process_groups()
+        err(f"terminated by {exc.name}")
+        return exc.exit_code
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:

@@ -7,7 +7,10 @@ it prints passes through ``sys.stdout.write()``, so the CLI's secret redaction a
 
 The child gets no stdin (a prompt cannot hang a deployment) and its own process group, so that a
 cancelled or interrupted step can stop it together with everything it started (pipelines, pip's build
-backends).
+backends). Every live group is also listed in a registry: a signal that ends flowdeck (SIGTERM, SIGHUP: how
+CI cancels a job) arrives in the main thread, possibly while the step runs in another one, so the CLI's
+handler forwards it with :func:`signal_process_groups` and then stops what is left with
+:func:`stop_process_groups`.
 """
 
 from __future__ import annotations
@@ -19,16 +22,55 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-__all__ = ["CHUNK_SIZE", "Capture", "run_process"]
+__all__ = ["CHUNK_SIZE", "Capture", "run_process", "signal_process_groups", "stop_process_groups"]
 
 CHUNK_SIZE = 4096
 # How long a cancelled child gets to exit after SIGTERM before it is killed outright.
 _TERMINATE_GRACE = 3.0
 _POSIX = os.name == "posix"
+
+# Process groups (= the leader's pid) of the children running now, until they have been reaped.
+_live_groups: set[int] = set()
+_live_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _registered(pid: int) -> Iterator[None]:
+    with _live_lock:
+        _live_groups.add(pid)
+    try:
+        yield
+    finally:
+        with _live_lock:
+            _live_groups.discard(pid)
+
+
+def _groups() -> list[int]:
+    with _live_lock:
+        return sorted(_live_groups)
+
+
+def signal_process_groups(sig: int) -> None:
+    """Send ``sig`` to the process group of every step child running now (safe in a signal handler)."""
+    if not _POSIX:
+        return
+    for pgid in _groups():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, sig)
+
+
+def stop_process_groups(grace: float = _TERMINATE_GRACE) -> None:
+    """Wait up to ``grace`` seconds for every step child to be gone, then kill the groups that are left."""
+    deadline = time.monotonic() + grace
+    while _groups() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    signal_process_groups(signal.SIGKILL if _POSIX else signal.SIGTERM)
 
 
 @dataclass
@@ -83,16 +125,17 @@ async def run_process(
     # Look the console streams up now, not at import: tests and the CLI replace them.
     out_tee = sys.stdout if stream_output else None
     err_tee = sys.stderr if stream_output else None
-    try:
-        assert proc.stdout is not None and proc.stderr is not None
-        await asyncio.gather(
-            _pump(proc.stdout, capture.stdout_chunks, out_tee),
-            _pump(proc.stderr, capture.stderr_chunks, err_tee),
-        )
-        return await proc.wait()
-    finally:
-        if proc.returncode is None:
-            await _stop(proc)
+    with _registered(proc.pid):
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            await asyncio.gather(
+                _pump(proc.stdout, capture.stdout_chunks, out_tee),
+                _pump(proc.stderr, capture.stderr_chunks, err_tee),
+            )
+            return await proc.wait()
+        finally:
+            if proc.returncode is None:
+                await _stop(proc)
 
 
 async def _pump(stream: asyncio.StreamReader, sink: list[str], tee: TextIO | None) -> None:

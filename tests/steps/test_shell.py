@@ -390,3 +390,64 @@ def test_shell_mode_with_expand_env_vars_substitutes_before_the_shell() -> None:
     )
     # flowdeck (like Prefect) substitutes first, so even the single-quoted name is replaced.
     assert result["stdout"] == "x x"
+
+
+# --- signals that end flowdeck (how CI cancels a job) -------------------------------------------------
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live descendant of ``pid`` (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return {p for p in found if _alive(p)}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("shell", [False, True])
+def test_a_terminating_signal_stops_the_steps_whole_process_group(
+    project: Path, sig: signal.Signals, code: int, shell: bool
+) -> None:
+    pids = project / "pids"
+    # A grandchild too: a shell script that starts a background sleep and waits for it.
+    script = f"sh -c 'sleep 300 & echo $$ $! > {pids}; wait'"
+    (project / "prefect.yaml").write_text(
+        "build:\n- prefect.deployments.steps.run_shell_script:\n"
+        f"    script: \"{script}\"\n    shell: {str(shell).lower()}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "flowdeck", "steps", "run", "build"], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started: set[int] = set()
+    try:
+        deadline = time.monotonic() + 60
+        while not (pids.exists() and pids.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = _descendants(proc.pid)
+        assert {int(p) for p in pids.read_text().split()} <= started
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [p for p in started if _alive(p)]
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
