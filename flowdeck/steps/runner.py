@@ -24,6 +24,7 @@ from flowdeck.errors import FlowdeckError, Location, StepExecutionError, StepInp
 from flowdeck.redact import redact
 from flowdeck.source import KeyPath, format_key_path
 from flowdeck.steps.loader import load_step_function
+from flowdeck.steps.shell import SHELL_STEP, render_script
 from flowdeck.templating import render_step_inputs
 from flowdeck.templating.references import ReferenceResolver
 
@@ -117,6 +118,26 @@ def _failure(step: StepEntry, exc: BaseException) -> StepExecutionError:
         location=step.location, hint=redact(hint) if hint else None)
 
 
+def _render(step: StepEntry, outputs: Mapping[str, Any], options: RunOptions) -> dict[str, Any]:
+    def render(inputs: dict[str, Any]) -> dict[str, Any]:
+        rendered: dict[str, Any] = render_step_inputs(
+            inputs, outputs, options.resolver, strict=options.strict, locate=options.locate,
+            base_path=(*step.path, step.written))
+        return rendered
+
+    arguments = step.arguments()
+    script = arguments.get("script")
+    if step.canonical != SHELL_STEP or not isinstance(script, str) or arguments.get("shell") is True:
+        return render(arguments)
+    # Render each value of a shell script on its own, so that the step can keep it in one argument.
+    templated = render_script(script, lambda piece: render({"script": piece}).get("script"))
+    if templated is None:
+        return render(arguments)
+    kwargs = render({**arguments, "script": ""})
+    kwargs["script"] = templated
+    return kwargs
+
+
 def run_steps(
     steps: Sequence[StepEntry],
     upstream_outputs: Mapping[str, Any] | None = None,
@@ -130,9 +151,7 @@ def run_steps(
         logger.info(" > Running %s step...", step.short_name)
         started = time.monotonic()
         try:
-            kwargs = render_step_inputs(
-                step.arguments(), outputs, options.resolver, strict=options.strict, locate=options.locate,
-                base_path=(*step.path, step.written))
+            kwargs = _render(step, outputs, options)
             _check_rendered(step, kwargs)
             func = load_step_function(step.written, step.requires, root=options.root,
                                       install=options.install_requires)

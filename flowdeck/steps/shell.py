@@ -5,7 +5,14 @@ Each line of ``script`` is its own process (so ``cd`` does not carry over to the
 redirects and ``$VAR`` do not. With ``shell: true`` each non-blank line runs through the shell. The first
 failing line stops the script and raises :class:`~flowdeck.errors.CommandError` with Prefect's message.
 
-Deliberate differences from Prefect, none of which changes a script that works there: a full-line
+A value put into the script by a placeholder or an expression (``{{ build.tag }}``) stays inside the one
+argument it was written in, whatever it holds: spaces, quotes, and above all newlines, which in Prefect
+start a second command (an injection: a branch name or a step output is enough). The step runner marks
+where each value goes (:func:`render_script`) and the script is split into lines and arguments *before*
+the values are put in; this is the one deliberate difference that can change a script that works in
+Prefect (a value meant to be several arguments); with ``shell: true`` the rendered text runs as before.
+
+Other deliberate differences from Prefect, none of which changes a script that works there: a full-line
 ``# comment`` is skipped instead of failing as an unknown command ``#``; a missing program, a missing
 ``directory`` or unbalanced quotes are explained errors instead of tracebacks; ``~`` in ``directory`` is
 expanded; and the error's stderr passes through :func:`~flowdeck.redact.redact`.
@@ -19,7 +26,7 @@ import re
 import shlex
 import string
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flowdeck.errors import CommandError
@@ -27,7 +34,7 @@ from flowdeck.redact import redact
 from flowdeck.steps.process import Capture, run_process
 from flowdeck.steps.workdir import existing_directory
 
-__all__ = ["run_shell_script"]
+__all__ = ["SHELL_STEP", "TemplatedScript", "render_script", "run_shell_script"]
 
 logger = logging.getLogger("flowdeck.steps.shell")
 
@@ -37,6 +44,50 @@ _STEP = "`run_shell_script`"
 _SHELL_SYNTAX = re.compile(r"^(\|\|?|&&?|;|[0-9]*(>>?|<)(&[0-9-])?.*|\$.+|~.*|.*[*?].*)$")
 # Shell builtins that have no program of their own on PATH.
 _BUILTINS = frozenset({".", "alias", "cd", "export", "set", "source", "unset", "ulimit", "umask"})
+
+#: The canonical name of this step, for the runner.
+SHELL_STEP = "flowdeck.steps.run_shell_script"
+# What the templating renders: a placeholder or an expression, on one line (as flowdeck.templating finds them).
+_TEMPLATED = re.compile(r"\{\{(?:(?!\{\{|\}\})[^\n])*\}\}|<<(?:(?!<<|>>)[^\n])*>>")
+# Where the i-th value goes. NUL cannot occur in YAML text, so no script contains it by itself.
+_MARKER = re.compile("\x00([0-9]+)\x00")
+
+
+class TemplatedScript(str):
+    """A rendered script that remembers where its templated values go.
+
+    As a ``str`` it is the rendered text, so any code that does not know this class sees what it would
+    have seen. ``template`` is the script with each value replaced by a marker, ``values`` the values.
+    """
+
+    template: str
+    values: tuple[str, ...]
+
+    def __new__(cls, template: str, values: Sequence[str]) -> TemplatedScript:
+        self = super().__new__(cls, _fill(template, tuple(values)))
+        self.template = template
+        self.values = tuple(values)
+        return self
+
+
+def _fill(text: str, values: tuple[str, ...]) -> str:
+    return _MARKER.sub(lambda m: values[int(m.group(1))], text)
+
+
+def render_script(script: str, render: Callable[[str], Any]) -> TemplatedScript | None:
+    """Render each placeholder or expression of ``script`` on its own with ``render`` (which returns the
+    value, or None when it resolves to nothing) and return the script marked with where the values go;
+    None when the script has nothing templated."""
+    pieces = _TEMPLATED.findall(script)
+    if not pieces:
+        return None
+    values: list[str] = []
+    marked: dict[str, str] = {}
+    for piece in dict.fromkeys(pieces):
+        value = render(piece)
+        marked[piece] = f"\x00{len(values)}\x00"
+        values.append("" if value is None else str(value))
+    return TemplatedScript(_TEMPLATED.sub(lambda m: marked[m.group(0)], script), values)
 
 
 async def run_shell_script(
@@ -64,16 +115,20 @@ async def run_shell_script(
     # Prefect always uses the shell on Windows, where there is no exec without one.
     use_shell = shell or sys.platform == "win32"
     capture = Capture()
-    lines = script.splitlines()
+    # Without a shell the literal lines of the template are the commands; values are put into arguments.
+    templated = script if isinstance(script, TemplatedScript) and not use_shell else None
+    values = templated.values if templated is not None else ()
+    lines = (templated.template if templated is not None else script).splitlines()
     for number, raw_line in enumerate(lines, start=1):
-        line = string.Template(raw_line).safe_substitute(merged_env) if expand_env_vars else raw_line
+        marked = string.Template(raw_line).safe_substitute(merged_env) if expand_env_vars else raw_line
+        line = _fill(marked, values) if values else marked
         command: str | list[str]
         if use_shell:
             command = line.strip()
-        elif line.lstrip().startswith("#"):
+        elif marked.lstrip().startswith("#"):
             continue
         else:
-            command = _split(line, number)
+            command = [_fill(arg, values) for arg in _split(marked, number, line)]
         if not command:
             continue
         logger.debug("running line %d: %s", number, redact(line.strip()))
@@ -89,9 +144,9 @@ async def run_shell_script(
     return capture.result()
 
 
-def _split(line: str, number: int) -> list[str]:
+def _split(marked: str, number: int, line: str) -> list[str]:
     try:
-        return shlex.split(line)
+        return shlex.split(marked)
     except ValueError as exc:
         raise CommandError(
             f"{_STEP} cannot parse line {number}: {exc} in {redact(line.strip())!r}",
@@ -128,7 +183,12 @@ def _start_error(exc: OSError, command: str | list[str], number: int, capture: C
     shown = redact(program)
     if isinstance(exc, FileNotFoundError):
         message = f"{_STEP} cannot run line {number}: command {shown!r} not found"
-        if program in _BUILTINS or "=" in program:
+        if any(c.isspace() for c in program):
+            hint = (
+                "a templated value stays one argument when the script runs without a shell; "
+                "set `shell: true` to run a command line held in a value"
+            )
+        elif program in _BUILTINS or "=" in program:
             hint = (
                 f"{shown!r} is shell syntax, but the line runs without a shell: set `shell: true` "
                 "(each line is still its own process, so use `directory:` and `env:` for state)"

@@ -4,6 +4,7 @@ TestRunShellScriptShellMode, plus flowdeck's explained errors, redaction and can
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -15,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from flowdeck.errors import CommandError, WorkingDirectoryError
+from flowdeck.config import load_project
+from flowdeck.errors import CommandError, StepExecutionError, WorkingDirectoryError
+from flowdeck.pipeline import run_sections
 from flowdeck.redact import register_secret
 from flowdeck.steps.shell import run_shell_script
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, write_tree
 
 SENTINEL = "sentinel-Secret-9f2c"
 
@@ -451,3 +454,74 @@ def test_a_terminating_signal_stops_the_steps_whole_process_group(
     assert not [p for p in started if _alive(p)]
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
+
+
+# --- templated values stay one argument (no newline injection) ---------------------------------------
+
+EMIT_PY = "def emit(**kwargs):\n    return dict(kwargs)\n"
+
+
+def _steps(project: Path, script: str, value: str, **shell_args: Any) -> dict[str, Any]:
+    extra = "".join(f"    {k}: {json.dumps(v)}\n" for k, v in shell_args.items())
+    write_tree(project, {
+        "mysteps.py": EMIT_PY,
+        "prefect.yaml": (
+            f"build:\n- mysteps.py:emit:\n    id: src\n    value: {json.dumps(value)}\n"
+            f"- prefect.deployments.steps.run_shell_script:\n    id: sh\n    script: {json.dumps(script)}\n"
+            f"    stream_output: false\n{extra}"
+        ),
+    })
+    return run_sections(load_project(project / "prefect.yaml"), ["build"])
+
+
+INJECTION = "x\ntouch injected"
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "echo {{ src.value }}",
+        "echo '{{ src.value }}'",
+        'echo "v={{ src.value }}"',
+        "echo << src.value >>",
+        "echo {{ src.value | trim }}",
+        "{{ src.value }}",
+    ],
+)
+def test_a_newline_in_a_templated_value_never_starts_a_command(project: Path, script: str) -> None:
+    try:
+        _steps(project, script, INJECTION)
+    except StepExecutionError as exc:
+        # The whole value as a program name: not found, and the hint says why.
+        assert script == "{{ src.value }}"
+        assert "a templated value stays one argument" in str(exc)
+    assert not (project / "injected").exists()
+
+
+def test_a_templated_value_is_one_argument_whatever_it_holds(project: Path) -> None:
+    value = "a b\n'c\"\tdone"
+    outputs = _steps(project, "printf '[%s]' {{ src.value }} --opt={{ src.value }}", value)
+    assert outputs["sh"]["stdout"] == f"[{value}][--opt={value}]"
+
+
+def test_literal_lines_of_a_templated_script_are_still_separate_commands(project: Path) -> None:
+    outputs = _steps(project, "echo one {{ src.value }}\n# comment {{ src.value }}\necho two", "v")
+    assert outputs["sh"]["stdout"] == "one v\ntwo"
+
+
+def test_expand_env_vars_applies_to_the_script_text_not_to_values(project: Path) -> None:
+    outputs = _steps(project, "echo $GREETING {{ src.value }}", "$GREETING",
+                     expand_env_vars=True, env={"GREETING": "hi"})
+    assert outputs["sh"]["stdout"] == "hi $GREETING"
+
+
+def test_shell_mode_runs_the_rendered_text_as_before(project: Path) -> None:
+    # With a shell a script is shell code and so are the values put into it (as in Prefect).
+    outputs = _steps(project, "echo {{ src.value }} | tr a-z A-Z", "ab\necho cd", shell=True)
+    assert outputs["sh"]["stdout"] == "ab\nCD"
+
+
+def test_a_failing_templated_line_shows_the_rendered_line(project: Path) -> None:
+    with pytest.raises(StepExecutionError) as info:
+        _steps(project, "sh -c 'exit 5' {{ src.value }}", "val")
+    assert "line 1 `sh -c 'exit 5' val` exited with 5" in str(info.value)
