@@ -5,7 +5,12 @@ What happens to the target directory (the working directory, as in Prefect):
 * Files of the pulled tree are written (overwriting local files of the same path), with their exec bits.
 * Nothing is replaced until every file has been downloaded and verified into a staging directory inside the
   target (same filesystem, so each file is swapped in with one atomic rename). A failed pull leaves the
-  previous contents untouched.
+  previous contents untouched. The swap is journaled and pulls of one directory hold a lock, so a pull
+  that is killed (even during the swap) is cleaned up or finished by the next pull of that directory
+  before it does anything else (see :mod:`flowdeck.steps.storage.staging`).
+* Nothing is ever written through a symlink that leads outside the target: such a link on the way to a
+  pulled file is an error naming it; a pulled file replaces a symlink of its name (see
+  :mod:`flowdeck.steps.storage.destfs`). Links that stay inside the target are followed.
 * Files that a previous flowdeck pull wrote into this directory and that the new tree no longer has are
   deleted (unless they were edited since), so a file deleted from the project disappears on the worker too.
   Every other local file is left alone. The record of what was pulled is ``.flowdeck-pull.json``.
@@ -22,6 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath
@@ -29,8 +35,10 @@ from typing import Any
 
 from flowdeck.errors import StorageError
 from flowdeck.steps.storage.cache import ObjectCache
+from flowdeck.steps.storage.destfs import inside
 from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
 from flowdeck.steps.storage.remote import Remote, normalise_folder
+from flowdeck.steps.storage.staging import FILES, Swap, locked_destination, recover_stale, staging_dir
 from flowdeck.steps.storage.transfer import Job, Progress, human_bytes, run_jobs, with_retries, worker_count
 
 __all__ = ["PULL_RECORD", "PullResult", "pull_tree", "safe_relpath"]
@@ -123,9 +131,10 @@ def _wanted(remote: Remote, prefix: str) -> tuple[dict[str, tuple[str, FileEntry
 
 
 def _check_swap(target: Path, rels: list[str]) -> None:
-    """Refuse, before touching anything, a tree that cannot be written: a directory where a file goes, a
-    file where a directory goes, or a symlinked directory leading outside the target."""
-    real_target = target.resolve()
+    """Refuse, before downloading anything, a tree that cannot be written: a directory where a file goes, a
+    file where a directory goes, or a symlinked directory leading outside the target (the swap checks
+    again, one directory at a time, as it writes)."""
+    real_target = os.path.realpath(target)
     for rel in rels:
         dest = target / rel
         if dest.is_dir() and not dest.is_symlink():
@@ -133,27 +142,23 @@ def _check_swap(target: Path, rels: list[str]) -> None:
                 f"cannot pull {rel!r}: a directory of that name exists in {target}",
                 hint="move the directory away, then pull again",
             )
-        parent = dest.parent
-        if parent.exists():
-            if not parent.is_dir():
-                raise StorageError(
-                    f"cannot pull {rel!r}: a parent path is a file in {target}",
-                    hint="move that file away, then pull again",
-                )
-            if not parent.resolve().is_relative_to(real_target):
-                raise StorageError(
-                    f"cannot pull {rel!r}: its directory is a link leading outside {target}",
-                    hint="remove the symlink, then pull again",
-                )
-        else:
-            ancestor = parent
-            while not ancestor.exists():
-                ancestor = ancestor.parent
-            if not ancestor.is_dir():
-                raise StorageError(
-                    f"cannot pull {rel!r}: a parent path is a file in {target}",
-                    hint="move that file away, then pull again",
-                )
+        # Every existing directory on the way, not only the parent: ``link/new/file.py`` with ``link``
+        # leading outside would otherwise create ``new/`` out there.
+        ancestor = dest.parent
+        while not os.path.lexists(ancestor):
+            ancestor = ancestor.parent
+        if ancestor != target and not inside(os.path.realpath(ancestor), real_target):
+            link = next((p for p in [ancestor, *ancestor.parents] if p.is_symlink()), ancestor)
+            raise StorageError(
+                f"cannot pull {rel!r}: {link.relative_to(target).as_posix()} is a symlink leading outside "
+                f"{target}",
+                hint="remove that symlink (or replace it with a directory), then pull again",
+            )
+        if not ancestor.is_dir():
+            raise StorageError(
+                f"cannot pull {rel!r}: a parent path is a file in {target}",
+                hint="move that file away, then pull again",
+            )
 
 
 def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | None = None) -> PullResult:
@@ -161,10 +166,55 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
     started = time.monotonic()
     workers = worker_count(max_workers)
     prefix = normalise_folder(folder)
-    wanted, has_manifest = _wanted(remote, prefix)
-    previous = _read_record(target)
-    cache = ObjectCache()
+    source = remote.url(prefix)
 
+    def write_record(files: dict[str, Any]) -> None:
+        _write_record(target, source, files)
+
+    with locked_destination(target):
+        # Before reading what was pulled: finish or remove what a killed pull left behind.
+        recover_stale(target, _still_as_pulled, write_record)
+        wanted, has_manifest = _wanted(remote, prefix)
+        previous = _read_record(target)
+        counts, unchanged, removed = _pull_locked(
+            remote, prefix, target, wanted, previous, workers, write_record
+        )
+
+    result = PullResult(
+        files=len(wanted),
+        downloaded=counts["downloaded"],
+        from_cache=counts["cached"],
+        unchanged=unchanged,
+        removed=removed,
+        bytes_downloaded=counts["bytes"],
+        seconds=time.monotonic() - started,
+    )
+    log.info(
+        "pulled %d files from %s%s: %d downloaded (%s), %d from cache, %d unchanged, %d removed, in %.2fs",
+        result.files,
+        source,
+        "" if has_manifest else " (no flowdeck manifest)",
+        result.downloaded,
+        human_bytes(result.bytes_downloaded),
+        result.from_cache,
+        result.unchanged,
+        result.removed,
+        result.seconds,
+    )
+    return result
+
+
+def _pull_locked(
+    remote: Remote,
+    prefix: str,
+    target: Path,
+    wanted: dict[str, tuple[str, FileEntry | None]],
+    previous: dict[str, dict[str, Any]],
+    workers: int,
+    write_record: Callable[[dict[str, Any]], None],
+) -> tuple[dict[str, int], int, int]:
+    """Download into staging, then swap in (holding the destination's lock): (counts, unchanged, removed)."""
+    cache = ObjectCache()
     unchanged: dict[str, dict[str, Any]] = {}
     todo: list[tuple[str, str, FileEntry | None]] = []
     for rel, (key, entry) in sorted(wanted.items()):
@@ -180,14 +230,14 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
             todo.append((rel, key, entry))
     _check_swap(target, [rel for rel, _, _ in todo])
 
-    staging = Path(tempfile.mkdtemp(dir=target, prefix=".flowdeck-pull-"))
+    staging = staging_dir(target)
+    files = staging / FILES
     counts = {"downloaded": 0, "cached": 0, "bytes": 0}
     counts_lock = threading.Lock()
-    record: dict[str, dict[str, Any]] = dict(unchanged)
     try:
 
         def fetch(rel: str, key: str, entry: FileEntry | None) -> None:
-            staged = staging / rel
+            staged = files / rel
             staged.parent.mkdir(parents=True, exist_ok=True)
             if entry is not None and cache.fetch(entry.sha256, staged):
                 with counts_lock:
@@ -216,63 +266,24 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
         with Progress(f"pull {remote.url(prefix)}", total) as progress:
             run_jobs(jobs, remote, workers, progress)
 
-        # Every file is here and verified: swap them in, one atomic rename each.
+        # Every file is here and verified: record what the directory will hold, journal the swap, swap.
+        record: dict[str, dict[str, Any]] = dict(unchanged)
         for rel, _, entry in todo:
-            staged, dest = staging / rel, target / rel
-            mode = entry.mode if entry is not None else None
-            if mode is not None:
-                os.chmod(staged, mode & 0o777)
+            staged = files / rel
+            if entry is not None:
+                os.chmod(staged, entry.mode & 0o777)
+            st = staged.stat()
             sha = entry.sha256 if entry is not None else file_sha256(staged)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, dest)
-            st = dest.stat()
             record[rel] = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        swap = Swap(
+            [rel for rel, _, _ in todo],
+            {rel: prev for rel, prev in previous.items() if rel not in wanted},
+            record,
+        )
+        swap.write(staging)
+        removed = swap.apply(target, staging, _still_as_pulled, write_record)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-    removed = 0
-    for rel, prev in previous.items():
-        if rel in wanted:
-            continue
-        path = target / rel
-        if _still_as_pulled(path, prev):
-            path.unlink()
-            removed += 1
-            _prune_empty_dirs(path.parent, target)
-        elif path.exists():
-            log.warning(
-                "keeping %s: it was pulled before but was edited since, and the new tree lacks it", rel
-            )
-    _write_record(target, remote.url(prefix), record)
-
-    result = PullResult(
-        files=len(wanted),
-        downloaded=counts["downloaded"],
-        from_cache=counts["cached"],
-        unchanged=len(unchanged),
-        removed=removed,
-        bytes_downloaded=counts["bytes"],
-        seconds=time.monotonic() - started,
-    )
-    log.info(
-        "pulled %d files from %s%s: %d downloaded (%s), %d from cache, %d unchanged, %d removed, in %.2fs",
-        result.files,
-        remote.url(prefix),
-        "" if has_manifest else " (no flowdeck manifest)",
-        result.downloaded,
-        human_bytes(result.bytes_downloaded),
-        result.from_cache,
-        result.unchanged,
-        result.removed,
-        result.seconds,
-    )
-    return result
+    return counts, len(unchanged), removed
 
 
-def _prune_empty_dirs(directory: Path, stop: Path) -> None:
-    while directory != stop and stop in directory.parents:
-        try:
-            directory.rmdir()
-        except OSError:
-            return
-        directory = directory.parent
