@@ -75,6 +75,8 @@ _STORAGE_PUSH_EXTRA = (
     _p("ignore_file", _STR, _NULL, doc="ignore file relative to the working directory"),
     _p("prune", _BOOL, doc="delete remote files of the folder that are no longer in the tree"),
     _p("max_workers", "integer", doc="parallel transfers (default 16)"),
+    _p("external_symlinks", _STR, _NULL,
+       doc="a file symlink leading outside the project: warn (default), refuse or follow"),
 )
 
 BUILTIN_STEPS: tuple[StepSpec, ...] = (

@@ -174,10 +174,19 @@ def push_to_azure_blob_storage(
     ignore_file: str | None = ".prefectignore",
     prune: bool = False,
     max_workers: int | None = None,
+    external_symlinks: str | None = None,
 ) -> dict[str, Any]:
     """Upload the working directory to ``container/folder`` (Prefect's step, made incremental)."""
     remote = AzureRemote(container, credentials)
-    push_tree(remote, folder, root=Path.cwd(), ignore_file=ignore_file, prune=prune, max_workers=max_workers)
+    push_tree(
+        remote,
+        folder,
+        root=Path.cwd(),
+        ignore_file=ignore_file,
+        prune=prune,
+        max_workers=max_workers,
+        external_symlinks=external_symlinks,
+    )
     return {"container": container, "folder": folder}
 
 

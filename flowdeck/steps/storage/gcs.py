@@ -191,10 +191,19 @@ def push_to_gcs(
     ignore_file: str | None = ".prefectignore",
     prune: bool = False,
     max_workers: int | None = None,
+    external_symlinks: str | None = None,
 ) -> dict[str, Any]:
     """Upload the working directory to ``gs://bucket/folder`` (Prefect's step, made incremental)."""
     remote = GcsRemote(bucket, credentials, project, max_workers or DEFAULT_WORKERS)
-    push_tree(remote, folder, root=Path.cwd(), ignore_file=ignore_file, prune=prune, max_workers=max_workers)
+    push_tree(
+        remote,
+        folder,
+        root=Path.cwd(),
+        ignore_file=ignore_file,
+        prune=prune,
+        max_workers=max_workers,
+        external_symlinks=external_symlinks,
+    )
     return {"bucket": bucket, "folder": folder}
 
 

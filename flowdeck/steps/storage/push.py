@@ -1,21 +1,39 @@
-"""Push a project tree to a store folder: walk, hash, plan, upload in parallel, prune, write the manifest."""
+"""Push a project tree to a store folder: walk, hash, plan, upload in parallel, prune, write the manifest.
+
+A file symlink is uploaded with the content of the file it points to, as Prefect does. When that file is
+outside the project (``/etc/passwd``, ``~/.ssh/id_rsa``, a credentials file), the push says so with an
+:class:`ExternalSymlinkWarning` naming the link and its target, or refuses with ``external_symlinks:
+refuse`` (``follow`` uploads silently). The step argument wins over ``FLOWDECK_EXTERNAL_SYMLINKS``;
+the default is ``warn``.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from flowdeck.errors import FlowdeckWarning, Location, StorageError
 from flowdeck.ignore import IgnoreSpec, WalkEntry
+from flowdeck.steps.storage.destfs import inside
 from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
 from flowdeck.steps.storage.remote import Remote, normalise_folder
 from flowdeck.steps.storage.transfer import Job, Progress, human_bytes, run_jobs, with_retries, worker_count
 
-__all__ = ["PushResult", "local_tree", "push_tree"]
+__all__ = [
+    "EXTERNAL_SYMLINKS_ENV",
+    "ExternalSymlinkWarning",
+    "PushResult",
+    "check_external_symlinks",
+    "external_symlinks_policy",
+    "local_tree",
+    "push_tree",
+]
 
 log = logging.getLogger("flowdeck.storage")
 
@@ -41,6 +59,59 @@ def selected_files(root: Path, ignore_file: str | None) -> list[WalkEntry]:
     return list(spec.walk(root))
 
 
+EXTERNAL_SYMLINKS_ENV = "FLOWDECK_EXTERNAL_SYMLINKS"
+_POLICIES = ("warn", "refuse", "follow")
+
+
+class ExternalSymlinkWarning(FlowdeckWarning):
+    """A pushed file is a symlink to a file outside the project: its content is uploaded."""
+
+
+def external_symlinks_policy(value: str | None) -> str:
+    """``warn``, ``refuse`` or ``follow``: the step's ``external_symlinks``, else the environment, else warn."""
+    source = "external_symlinks"
+    if value is None:
+        value, source = os.environ.get(EXTERNAL_SYMLINKS_ENV) or "warn", EXTERNAL_SYMLINKS_ENV
+    policy = str(value).strip().lower()
+    if policy not in _POLICIES:
+        raise StorageError(
+            f"{source} must be one of {', '.join(_POLICIES)}, got {value!r}",
+            hint="use external_symlinks: warn (the default), refuse or follow",
+        )
+    return policy
+
+
+def check_external_symlinks(root: Path, entries: list[WalkEntry], policy: str) -> None:
+    """Warn about (or refuse) the file symlinks among ``entries`` whose target is outside ``root``."""
+    if policy == "follow":
+        return
+    real_root = os.path.realpath(root)
+    for entry in entries:
+        if not os.path.islink(entry.path):
+            continue
+        real = os.path.realpath(entry.path)
+        if inside(real, real_root):
+            continue
+        where = Location(entry.rel, 1, 1)
+        link = f"{entry.rel} is a symlink to {os.readlink(entry.path)}"
+        if real != os.readlink(entry.path):
+            link += f" ({real})"
+        if policy == "refuse":
+            raise StorageError(
+                f"{link}, outside the project: refusing to upload its content",
+                location=where,
+                hint="remove the link or list it in .prefectignore; external_symlinks: follow uploads it",
+            )
+        warnings.warn(
+            ExternalSymlinkWarning(
+                f"{link}, outside the project: its content is uploaded",
+                location=where,
+                hint="list it in .prefectignore if it should not be, or set external_symlinks: refuse",
+            ),
+            stacklevel=2,
+        )
+
+
 def local_tree(entries: list[WalkEntry], workers: int) -> dict[str, tuple[WalkEntry, FileEntry]]:
     """Hash every file (in parallel: hashlib releases the GIL) and record its size and mode."""
 
@@ -60,13 +131,19 @@ def push_tree(
     ignore_file: str | None = ".prefectignore",
     prune: bool = False,
     max_workers: int | None = None,
+    external_symlinks: str | None = None,
 ) -> PushResult:
-    """Upload the included files under ``root`` to ``folder``, skipping those already there unchanged."""
+    """Upload the included files under ``root`` to ``folder``, skipping those already there unchanged.
+
+    ``external_symlinks`` says what to do with a file symlink leading outside ``root`` (see the module
+    docstring)."""
     started = time.monotonic()
     workers = worker_count(max_workers)
     prefix = normalise_folder(folder)
     manifest_key = prefix + MANIFEST_NAME
-    tree = local_tree(selected_files(root, ignore_file), workers)
+    entries = selected_files(root, ignore_file)
+    check_external_symlinks(root, entries, external_symlinks_policy(external_symlinks))
+    tree = local_tree(entries, workers)
 
     old_data = with_retries(remote, "read", manifest_key, lambda: remote.read(manifest_key))
     old = Manifest.from_bytes(old_data, remote.url(manifest_key)) if old_data is not None else Manifest()

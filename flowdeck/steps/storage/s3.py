@@ -254,10 +254,19 @@ def push_to_s3(
     ignore_file: str | None = ".prefectignore",
     prune: bool = False,
     max_workers: int | None = None,
+    external_symlinks: str | None = None,
 ) -> dict[str, Any]:
     """Upload the working directory to ``s3://bucket/folder`` (Prefect's ``push_to_s3``, made incremental)."""
     remote = S3Remote(bucket, credentials, client_parameters, max_workers or DEFAULT_WORKERS)
-    push_tree(remote, folder, root=Path.cwd(), ignore_file=ignore_file, prune=prune, max_workers=max_workers)
+    push_tree(
+        remote,
+        folder,
+        root=Path.cwd(),
+        ignore_file=ignore_file,
+        prune=prune,
+        max_workers=max_workers,
+        external_symlinks=external_symlinks,
+    )
     return {"bucket": bucket, "folder": folder}
 
 
