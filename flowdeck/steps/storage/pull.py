@@ -168,9 +168,7 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
     prefix = normalise_folder(folder)
     source = remote.url(prefix)
 
-    def write_record(files: dict[str, Any]) -> None:
-        _write_record(target, source, files)
-
+    write_record = partial(_write_record, target)
     with locked_destination(target):
         # Before reading what was pulled: finish or remove what a killed pull left behind.
         recover_stale(target, _still_as_pulled, write_record)
@@ -211,7 +209,7 @@ def _pull_locked(
     wanted: dict[str, tuple[str, FileEntry | None]],
     previous: dict[str, dict[str, Any]],
     workers: int,
-    write_record: Callable[[dict[str, Any]], None],
+    write_record: Callable[[str, dict[str, Any]], None],
 ) -> tuple[dict[str, int], int, int]:
     """Download into staging, then swap in (holding the destination's lock): (counts, unchanged, removed)."""
     cache = ObjectCache()
@@ -276,6 +274,7 @@ def _pull_locked(
             sha = entry.sha256 if entry is not None else file_sha256(staged)
             record[rel] = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         swap = Swap(
+            remote.url(prefix),
             [rel for rel, _, _ in todo],
             {rel: prev for rel, prev in previous.items() if rel not in wanted},
             record,

@@ -107,13 +107,14 @@ def staging_dir(target: Path) -> Path:
 class Swap:
     """The last step of a pull: what to move in, what to delete, and the record to write at the end."""
 
+    source: str
     moves: list[str]
     removals: dict[str, dict[str, Any]] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
 
     def write(self, staging: Path) -> None:
         """Save the journal (atomically) before the first move."""
-        body = {"moves": self.moves, "removals": self.removals, "record": self.record}
+        body = {"source": self.source, "moves": self.moves, "removals": self.removals, "record": self.record}
         tmp = staging / (JOURNAL + ".tmp")
         tmp.write_text(json.dumps(body), encoding="utf-8")
         os.replace(tmp, staging / JOURNAL)
@@ -123,7 +124,7 @@ class Swap:
         """The journal of a staging directory; None when the pull never got to its swap."""
         try:
             body = json.loads((staging / JOURNAL).read_text(encoding="utf-8"))
-            return cls(list(body["moves"]), dict(body["removals"]), dict(body["record"]))
+            return cls(str(body["source"]), list(body["moves"]), dict(body["removals"]), dict(body["record"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -132,7 +133,7 @@ class Swap:
         target: Path,
         staging: Path,
         still_as_pulled: Callable[[Path, dict[str, Any] | None], bool],
-        write_record: Callable[[dict[str, Any]], None],
+        write_record: Callable[[str, dict[str, Any]], None],
     ) -> int:
         """Move the staged files in, delete the removed ones, write the record; return how many were
         removed. Safe to run again after an interruption: what was done already is skipped."""
@@ -159,14 +160,14 @@ class Swap:
                 continue
             removed += 1
             _prune_empty_dirs(path.parent, target)
-        write_record(self.record)
+        write_record(self.source, self.record)
         return removed
 
 
 def recover_stale(
     target: Path,
     still_as_pulled: Callable[[Path, dict[str, Any] | None], bool],
-    write_record: Callable[[dict[str, Any]], None],
+    write_record: Callable[[str, dict[str, Any]], None],
 ) -> None:
     """Finish or remove what dead pulls of ``target`` left behind (call it holding the lock)."""
     try:
