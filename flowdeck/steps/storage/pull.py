@@ -148,7 +148,8 @@ def _check_swap(target: Path, rels: list[str]) -> None:
         while not os.path.lexists(ancestor):
             ancestor = ancestor.parent
         if ancestor != target and not inside(os.path.realpath(ancestor), real_target):
-            link = next((p for p in [ancestor, *ancestor.parents] if p.is_symlink()), ancestor)
+            below = [p for p in [ancestor, *ancestor.parents] if p != target and target in p.parents]
+            link = next((p for p in reversed(below) if p.is_symlink()), ancestor)
             raise StorageError(
                 f"cannot pull {rel!r}: {link.relative_to(target).as_posix()} is a symlink leading outside "
                 f"{target}",
