@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowdeck.errors import HistoryError
+from flowdeck.redact import redact, redact_value
 from flowdeck.store import open_store, transaction
 from flowdeck.suggest import did_you_mean
 
@@ -303,7 +304,9 @@ def start_run(deployment: str, revision: int, parameters: dict[str, Any], run_na
 
 def finish_run(run_id: int, status: str, *, result: Any = None, error: str | None = None,
                directory: str | None = None) -> RunRow:
-    """Record how a run ended."""
+    """Record how a run ended (secrets in the result or the error are masked: the store keeps none)."""
+    result = redact_value(result)
+    error = redact(error) if error is not None else None
     with open_store() as conn:
         assert conn is not None
         with transaction(conn):

@@ -46,6 +46,7 @@ __all__ = [
     "register_secret",
     "register_secret_env",
     "secrets_snapshot",
+    "strip_url_credentials",
 ]
 
 MASK = "********"
@@ -144,11 +145,17 @@ def register_secret(value: object) -> None:
 def register_secret_env(environ: Iterable[tuple[str, str]]) -> None:
     """Register the values of environment variables whose names look secret (see :mod:`flowdeck.secret_names`).
 
-    Values shorter than a few characters (``AUTH_ENABLED=true``) are not taken for secrets.
+    Short values (``AUTH_ENABLED=true``), plain words, numbers and file paths are not taken for secrets.
     """
     for name, value in environ:
-        if is_secret_name(name) and len(value.strip()) >= _MIN_ENV_LEN and not value.strip().isdigit():
+        if is_secret_name(name) and _looks_secret(value.strip()):
             register_secret(value)
+
+
+def _looks_secret(value: str) -> bool:
+    # Not a flag, a number, a plain word (AUTH_MODE=password) or a path (GOOGLE_APPLICATION_CREDENTIALS).
+    return (len(value) >= _MIN_ENV_LEN and not value.isalpha() and not value.isdigit()
+            and not value.startswith(("/", "~", "./", "../")) and not re.match(r"[A-Za-z]:[\\/]", value))
 
 
 def clear_secrets() -> None:
@@ -291,6 +298,29 @@ def _userinfo_spans(text: str) -> list[tuple[int, int, int, bool]]:
 def redact_url(text: str) -> str:
     """Remove ``user:password@`` (or ``token@``) from every URL in ``text``; linear in its length."""
     spans = [(start, end) for _, start, end, complete in _userinfo_spans(text) if complete]
+    if not spans:
+        return text
+    parts: list[str] = []
+    position = 0
+    for start, end in spans:
+        parts.append(text[position:start])
+        position = end
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def strip_url_credentials(text: str) -> str:
+    """Remove the credentials from every URL in ``text``, keeping what a URL needs to work.
+
+    ``https://user:token@host`` and ``https://token@host`` lose the userinfo (HTTP tokens are often
+    written as the user name); other schemes lose it only when it has a password, so
+    ``ssh://git@host/repo`` keeps its user.
+    """
+    spans = []
+    for scheme_start, start, end, complete in _userinfo_spans(text):
+        scheme = text[scheme_start:start - 3].lower()
+        if complete and (scheme in ("http", "https") or ":" in text[start:end]):
+            spans.append((start, end))
     if not spans:
         return text
     parts: list[str] = []
