@@ -119,8 +119,9 @@ def test_a_stream_flushes_complete_lines_at_once() -> None:
 
 
 def test_url_userinfo_is_removed_also_across_chunks() -> None:
-    assert redact_url("clone https://user:tok3n@host/x and http://abc@h/ git@github.com:a/b") == (
-        "clone https://host/x and http://h/ git@github.com:a/b")
+    assert redact_url("clone https://user:tok3n@host/x and http://abc@h/ git@github.com:a/b "
+                      "ssh://git@h/r ssh://u:pw@h/r HTTPS://t@h") == (
+        "clone https://host/x and http://h/ git@github.com:a/b ssh://git@h/r ssh://h/r HTTPS://h")
     text = "remote: https://x-access-token:S3cr3tT0ken@github.com/acme/repo.git\n"
     for size in (1, 5, 13):
         stream = StreamRedactor()
