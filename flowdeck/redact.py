@@ -61,6 +61,10 @@ KGRAM = 12
 _MATERIAL = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")
 _DIGIT = re.compile(r"\d")
 _LETTER = re.compile(r"[A-Za-z]")
+# A run is first probed with shorter pieces at every _STRIDE-th position (any 12-character match contains
+# one), so output without key material costs a quarter of a lookup per character.
+_PROBE = 8
+_STRIDE = KGRAM - _PROBE
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_\-]{" + str(KGRAM) + ",}")
 # Environment values shorter than this are not taken for secrets (``AUTH_ENABLED=true``).
 _MIN_ENV_LEN = 8
@@ -69,6 +73,7 @@ _lock = threading.Lock()
 _secrets: set[str] = set()
 _guarded: set[str] = set()  # masked only as whole words
 _kgrams: set[str] = set()
+_probes: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 _max_len = 0
 
@@ -107,7 +112,7 @@ def _nested(text: str) -> list[str]:
             stack.extend((str(k), v) for k, v in value.items())
         elif isinstance(value, list):
             stack.extend((key, v) for v in value)
-        elif isinstance(value, str) and is_secret_name(key):
+        elif isinstance(value, str) and is_secret_name(key) and _looks_secret(value.strip()):
             found.append(value)
     return found
 
@@ -138,6 +143,7 @@ def register_secret(value: object) -> None:
                     (_secrets if len(form) >= _GUARDED_LINE_LEN else _guarded).add(form)
             for run in _material(whole):
                 _kgrams.update(run[i:i + KGRAM] for i in range(len(run) - KGRAM + 1))
+                _probes.update(run[i:i + _PROBE] for i in range(len(run) - _PROBE + 1))
         if (len(_secrets), len(_guarded), len(_kgrams)) != before:
             _pattern = None
 
@@ -165,6 +171,7 @@ def clear_secrets() -> None:
         _secrets.clear()
         _guarded.clear()
         _kgrams.clear()
+        _probes.clear()
         _pattern = None
         _max_len = 0
 
@@ -230,6 +237,8 @@ def _spans(text: str) -> list[tuple[int, int]]:
     if _kgrams:
         for match in _CANDIDATE.finditer(text):
             run, offset = match.group(), match.start()
+            if not any(run[i:i + _PROBE] in _probes for i in range(0, len(run) - _PROBE + 1, _STRIDE)):
+                continue
             start = end = -1
             for i in range(len(run) - KGRAM + 1):
                 if run[i:i + KGRAM] in _kgrams:
