@@ -4,9 +4,10 @@
 secret must never reach that record, however it travelled:
 
 * an output that shows a registered secret (in any shape :mod:`flowdeck.redact` masks) is tainted;
-* the outputs of a step that computes from its inputs (``run_shell_script``, or a custom step) are
-  tainted when those inputs use a secret: a block (other than a ``string`` block) or an environment
-  variable whose name looks secret (:func:`flowdeck.secret_names.is_secret_name`), so
+* the outputs of ``run_shell_script`` are tainted when its inputs use a secret: a block (other than a
+  ``string`` block) or an environment variable whose name looks secret
+  (:func:`flowdeck.secret_names.is_secret_name`); those of a custom step when they use a ``secret``
+  block or such a variable; so
   ``echo {{ prefect.blocks.secret.key }} | base64`` is tainted although its output is not the secret.
 
 A template that refers to a tainted output (as a placeholder or inside an expression) is a located
@@ -47,9 +48,22 @@ def secret_inputs(inputs: Any) -> list[Reference]:
             or (ref.kind is PlaceholderType.ENV_VAR and is_secret_name(ref.name.lstrip("$")))]
 
 
-def _computes(step: Any) -> bool:
-    """A step whose outputs may be computed from its inputs: the shell step, or any custom step."""
-    return getattr(step, "spec", None) is None or str(getattr(step, "canonical", "")).endswith("run_shell_script")
+def _is_shell(step: Any) -> bool:
+    return str(getattr(step, "canonical", "")).endswith("run_shell_script")
+
+
+def _computes(step: Any, ref: Reference) -> bool:
+    """Whether ``step`` may compute its outputs from the secret ``ref`` brings in.
+
+    The shell step may print anything it is given. A custom step is usually *given* credentials blocks to
+    authenticate with, so only a ``secret`` block or a secret-named variable taints its outputs; the
+    built-in steps never put their credentials in their outputs (and a value check catches any that did).
+    """
+    if _is_shell(step):
+        return True
+    if getattr(step, "spec", None) is not None:
+        return False
+    return ref.kind is PlaceholderType.ENV_VAR or ref.name.startswith("prefect.blocks.secret.")
 
 
 def derived_taint(steps: Sequence[Any], records: Sequence[Any]) -> Iterator[tuple[str | None, Any, str]]:
@@ -57,9 +71,9 @@ def derived_taint(steps: Sequence[Any], records: Sequence[Any]) -> Iterator[tupl
     by_position = {(step.section, step.index): step for step in steps}
     for record in records:
         step = by_position.get((record.section, record.index))
-        if step is None or not _computes(step):
+        if step is None:
             continue
-        used = secret_inputs(step.arguments())
+        used = [ref for ref in secret_inputs(step.arguments()) if _computes(step, ref)]
         if used:
             yield record.step_id, record.output, f"step {step.short_name!r} uses {used[0].text}"
 
