@@ -377,16 +377,19 @@ class StreamRedactor:
         _compiled()  # brings _max_len up to date
         hold = max(_max_len - 1, KGRAM - 1, 8)
         cut = max(buffer.rfind("\n") + 1, len(buffer) - hold)
-        for start, end in _spans(buffer):
-            if start < cut < end:
-                cut = start
-                break
+        # Never cut inside a secret or a URL's userinfo (nor before the end of one still arriving).
+        blocked = _spans(buffer)
         for scheme_start, start, end, complete in _userinfo_spans(buffer):
-            if complete and scheme_start < cut < end:
-                cut = scheme_start
-            elif not complete and scheme_start < cut and len(buffer) - start <= _MAX_PENDING_USERINFO:
-                cut = scheme_start
-                break
+            if complete:
+                blocked.append((scheme_start, end))
+            elif len(buffer) - start <= _MAX_PENDING_USERINFO:
+                blocked.append((scheme_start, len(buffer) + 1))
+        moved = True
+        while moved:
+            moved = False
+            for start, end in blocked:
+                if start < cut < end:
+                    cut, moved = start, True
         self._buffer = buffer[cut:]
         return redact(buffer[:cut])
 
