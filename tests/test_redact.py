@@ -179,3 +179,20 @@ NAMES = {
 @pytest.mark.parametrize(("name", "secret"), sorted(NAMES.items()))
 def test_the_secret_name_rule(name: str, secret: bool) -> None:
     assert is_secret_name(name) is secret
+
+
+def test_the_cli_stream_masks_a_secret_written_in_two_halves_with_a_flush_between() -> None:
+    import io
+
+    from flowdeck.cli.output import RedactingStream
+
+    secret = "half-and-half-secret-0123456789"
+    register_secret(secret)
+    inner = io.StringIO()
+    stream = RedactingStream(inner)
+    stream.write("token: " + secret[:10])
+    stream.flush()
+    stream.write(secret[10:] + " done")
+    stream.flush()
+    stream.close_stream()
+    assert inner.getvalue() == f"token: {MASK} done"
