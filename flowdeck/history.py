@@ -286,7 +286,11 @@ _RUN_SELECT = ("SELECT id, deployment, revision, run_name, idempotency_key, stat
 
 def start_run(deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
               idempotency_key: str | None) -> tuple[RunRow, bool]:
-    """Record a run as started; with an idempotency key already used, return that run and False."""
+    """Record a run as started; with an idempotency key already used, return that run and False.
+
+    Parameter values that show a registered secret are stored masked (the run itself gets the real ones).
+    """
+    parameters = redact_value(parameters)
     with open_store() as conn:
         assert conn is not None
         with transaction(conn):
