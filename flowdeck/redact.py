@@ -14,6 +14,8 @@ A secret is masked in every shape it is likely to be printed in, not only verbat
   prints it line by line, or only some lines, shows none of them; lines shorter than
   :data:`_MIN_LEN` characters (``{``, ``}``) carry no key material and are not masked;
 * the secret string values of a JSON secret (``private_key`` of a service-account JSON);
+* each piece of 8 or more characters of a one-line secret between quotes, backslashes, spaces and
+  non-ASCII characters, so a secret encoded twice (quoted, then JSON-escaped) shows no long piece;
 * any run of :data:`KGRAM` or more characters taken from the key material of a secret (its runs of
   base64/hex characters with letters and digits), so ``head -c 100`` or ``cut -c1-20`` of a key
   shows no key material either.
@@ -96,6 +98,23 @@ def _lines(text: str) -> set[str]:
     return pieces
 
 
+# What encodings escape: a piece of a one-line secret between two of these survives any of them.
+_ESCAPED = re.compile(r"""[\s"'\\]|[^\x00-\x7f]""")
+_MIN_FRAGMENT = 8
+
+
+def _fragments(text: str) -> set[str]:
+    """The pieces of a one-line secret between characters that encodings escape (quotes, backslashes, spaces,
+    non-ASCII), so a secret quoted and then escaped again (``json.dumps(shlex.quote(s))``) shows no long piece.
+
+    Multi-line and JSON secrets are covered by their lines and key material instead: their pieces
+    (``service_account``, a token URL) are not secret on their own.
+    """
+    if "\n" in text or text.lstrip().startswith(("{", "[")):
+        return set()
+    return {piece for piece in _ESCAPED.split(text) if len(piece) >= _MIN_FRAGMENT and piece != text}
+
+
 def _nested(text: str) -> list[str]:
     """Secret-named string values inside a JSON secret (``private_key`` of a service-account JSON)."""
     if not text.lstrip().startswith(("{", "[")):
@@ -141,6 +160,8 @@ def register_secret(value: object) -> None:
                 # Each line in each encoding: a line printed by `jq` or `repr` is escaped too.
                 for form in _encodings(piece):
                     (_secrets if len(form) >= _GUARDED_LINE_LEN else _guarded).add(form)
+            for piece in _fragments(whole):
+                _secrets.add(piece)
             for run in _material(whole):
                 _kgrams.update(run[i:i + KGRAM] for i in range(len(run) - KGRAM + 1))
                 _probes.update(run[i:i + _PROBE] for i in range(len(run) - _PROBE + 1))

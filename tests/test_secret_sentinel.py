@@ -6,6 +6,8 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
+
 from flowdeck.store import db_path
 from tests.conftest import CliResult, run_cli
 
@@ -224,3 +226,29 @@ def test_a_pem_key_and_a_service_account_json_never_show_in_any_command(tmp_path
     raw = b"".join(path.read_bytes() for path in home.rglob("*") if path.is_file())
     for piece in pieces:
         assert piece.encode() not in raw, piece
+
+
+_SHAPES = ['plain-SeNtInEl-1', 'quo"te-SeNtInEl-2', 'back\\slash-SeNtInEl-3', 'tab\tSeNtInEl-4',
+           'new\nline-SeNtInEl-5', 'non-ascii-séñtïnél-6', "single'quote SeNtInEl-7"]
+
+
+@pytest.mark.parametrize("value", _SHAPES)
+def test_a_secret_of_any_shape_printed_by_a_step_never_shows(tmp_path: Path, value: str) -> None:
+    import sys
+
+    from tests.conftest import write_tree
+
+    script = "\n".join("      " + line for line in [
+        'printf "%s\\n" "$K"',
+        f"{sys.executable} -c 'import os, json, shlex; k = os.environ[\"K\"]; "
+        "print(json.dumps(k), repr(k), shlex.quote(k), json.dumps(k, ensure_ascii=False))'",
+    ])
+    write_tree(tmp_path, {"prefect.yaml": (
+        "build:\n- prefect.deployments.steps.run_shell_script:\n    id: s\n    shell: true\n"
+        f"    script: |\n{script}\n    env:\n      K: '{{{{ prefect.blocks.secret.tok }}}}'\n")})
+    env = {"FLOWDECK_BLOCK__SECRET__TOK": value}
+    for args in (("steps", "run", "build"), ("steps", "run", "build", "--json")):
+        result = run_cli(*args, cwd=tmp_path, env=env)
+        assert result.code == 0, result.output
+        for word in ("SeNtInEl", "séñtïnél", "s\\u00e9\\u00f1t"):
+            assert word not in result.output, (args, result.output)
