@@ -20,7 +20,6 @@ import difflib
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,17 +35,15 @@ from flowdeck.paths import cache_dir, home_dir
 from flowdeck.selection import select_deployments
 from flowdeck.source import format_key_path
 from flowdeck.steps.aliases import resolve_name
-from flowdeck.steps.runner import RunOptions, run_steps
+from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
 from flowdeck.templating import apply_values, resolve_variables
 from flowdeck.templating.references import ReferenceResolver
+from flowdeck.templating.taint import check_untainted, derived_taint, keep_secrets_out, taint_outputs
 from flowdeck.validation import validate_project
 from flowdeck.versioninfo import VersionInfo, infer_version_info, origin_url, same_repository, version_label
 
 __all__ = ["DeployOptions", "DeployResult", "code_hash", "deploy"]
 
-# Environment variables with these words in their names are never baked into a stored deployment.
-SECRET_ENV_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE|CREDENTIAL|API_?KEY|ACCESS_?KEY|AUTH",
-                             re.IGNORECASE)
 _NOT_TEMPLATED = ("build", "push", "pull", "schedule", "schedules", "triggers")
 
 
@@ -112,10 +109,6 @@ def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _secret_env_prefixes() -> list[str]:
-    return [f"${name}" for name in os.environ if SECRET_ENV_NAME.search(name)]
-
-
 def _steps_as_written(section: SectionSteps) -> list[dict[str, Any]]:
     return [{step.written: copy.deepcopy(step.inputs)} for step in section.steps or []]
 
@@ -139,6 +132,8 @@ class _StepCache:
         self.project = project
         self.options = options
         self.outputs: dict[str, dict[str, Any]] = {}
+        # Per step list: the output names that hold or derive from a secret (never stored).
+        self.tainted: dict[str, dict[str, str]] = {}
 
     def run(self, steps: list[StepEntry]) -> dict[str, Any]:
         if not steps:
@@ -149,10 +144,16 @@ class _StepCache:
                                      install_requires=self.options.install_requires, root=self.project.root,
                                      locate=self.project.locate)
             outputs: dict[str, Any] = {}
+            records: list[StepRecord] = []
             for section in ("build", "push"):
-                outputs = run_steps([s for s in steps if s.section == section], outputs, run_options)
+                outputs = run_steps([s for s in steps if s.section == section], outputs, run_options, records)
             self.outputs[key] = outputs
+            self.tainted[key] = taint_outputs(outputs, derived_taint(steps, records))
         return copy.deepcopy(self.outputs[key])
+
+    def taint(self, steps: list[StepEntry]) -> dict[str, str]:
+        """The tainted output names of a step list :meth:`run` ran."""
+        return self.tainted.get(_canonical([(s.section, s.written, s.inputs) for s in steps]), {})
 
 
 def _pin_commits(project: Project, pull_steps: Any, info: VersionInfo | None) -> Any:
@@ -210,14 +211,13 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
     push = project.section("push", index)
     pull = project.section("pull", index)
     pull_raw = _steps_as_written(pull) if pull.steps is not None else _default_pull(project, build, dep)
-    secret_env = _secret_env_prefixes()
 
     fields = {k: v for k, v in dep.items() if k not in _NOT_TEMPLATED}
     # Deploy-time phase: variables and the environment (blocks stay references: resolved on the worker).
     fields = resolve_variables(fields, options.resolver, strict=options.strict, locate=project.locate,
                                base_path=base) if options.resolver is not None else fields
-    fields = apply_values(fields, dict(os.environ), remove_notset=False, skip_prefixes=["ctx.", *secret_env],
-                          locate=project.locate, base_path=base)
+    fields = apply_values(fields, dict(os.environ), remove_notset=False, skip_prefixes=["ctx."],
+                          keep_secret_env=True, locate=project.locate, base_path=base)
     source = {
         "deployment": fields,
         "schedules": dep.get("schedules") if dep.get("schedules") is not None else (
@@ -231,9 +231,14 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
     steps = [*(build.steps or []), *(push.steps or [])]
     outputs = cache.run(steps) if cache is not None else {}
     if cache is not None:
-        fields = apply_values(fields, outputs, warn_on_notset=True, skip_prefixes=["ctx.", *secret_env],
-                              locate=project.locate, base_path=base)
-        pull_steps = apply_values(pull_raw, outputs, remove_notset=False, skip_prefixes=secret_env)
+        # A value derived from a secret must not be templated into what is stored: a located error.
+        tainted = cache.taint(steps)
+        check_untainted(fields, tainted, base_path=base, locate=project.locate)
+        for step in pull.steps or []:
+            check_untainted(step.inputs, tainted, base_path=(*step.path, step.written), locate=project.locate)
+        fields = apply_values(fields, outputs, warn_on_notset=True, skip_prefixes=["ctx."],
+                              keep_secret_env=True, locate=project.locate, base_path=base)
+        pull_steps = apply_values(pull_raw, outputs, remove_notset=False, keep_secret_env=True)
         schedules = apply_values(source["schedules"], outputs)
     else:
         pull_steps, schedules = pull_raw, source["schedules"]
@@ -272,6 +277,11 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         "pull_steps": pull_steps,
         "code": source["code"],
     }
+    # The safety net: URL credentials removed (with a warning), any other secret a located error.
+    record = keep_secrets_out(record, source_path=_source_path(base, pull), locate=project.locate)
+    source = keep_secrets_out(source, path=("source",), source_path=_source_path(base, pull),
+                              locate=project.locate)
+    schedules = keep_secrets_out(schedules, path=("schedules",))
     hashed = dict(record)
     if explicit_version:
         hashed["version"] = explicit_version
@@ -285,6 +295,24 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         paused=bool(fields.get("paused", False)), concurrency_limit=fields.get("concurrency_limit"),
         force=options.force, promote=options.promote)
     return _Planned(name, pending, source)
+
+
+def _source_path(base: tuple[Any, ...], pull: SectionSteps) -> Any:
+    """Map a path in the stored record to the key path in prefect.yaml, for located warnings and errors."""
+
+    def mapped(path: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        if path[:1] == ("source",):
+            path = path[1:]
+            if path[:1] == ("deployment",):
+                return (*base, *path[1:])
+        if path[:1] in (("pull_steps",), ("pull",)) and len(path) > 1 and isinstance(path[1], int):
+            steps = pull.steps or []
+            return (*steps[path[1]].path, *path[2:]) if path[1] < len(steps) else None
+        if path[:1] in (("parameters",), ("description",), ("tags",)):
+            return (*base, *path)
+        return None
+
+    return mapped
 
 
 def _diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:

@@ -305,3 +305,7 @@ class DeprecatedNameWarning(FlowdeckWarning):
 class MissingValueWarning(FlowdeckWarning):
     """A placeholder resolved to "" because its environment variable or Prefect variable is missing."""
 
+
+
+class SecretWarning(FlowdeckWarning):
+    """A secret was kept out of what flowdeck stores (a token removed from a URL, say)."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowdeck.errors import HistoryError
+from flowdeck.redact import redact, redact_value
 from flowdeck.store import open_store, transaction
 from flowdeck.suggest import did_you_mean
 
@@ -285,7 +286,11 @@ _RUN_SELECT = ("SELECT id, deployment, revision, run_name, idempotency_key, stat
 
 def start_run(deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
               idempotency_key: str | None) -> tuple[RunRow, bool]:
-    """Record a run as started; with an idempotency key already used, return that run and False."""
+    """Record a run as started; with an idempotency key already used, return that run and False.
+
+    Parameter values that show a registered secret are stored masked (the run itself gets the real ones).
+    """
+    parameters = redact_value(parameters)
     with open_store() as conn:
         assert conn is not None
         with transaction(conn):
@@ -303,7 +308,9 @@ def start_run(deployment: str, revision: int, parameters: dict[str, Any], run_na
 
 def finish_run(run_id: int, status: str, *, result: Any = None, error: str | None = None,
                directory: str | None = None) -> RunRow:
-    """Record how a run ended."""
+    """Record how a run ended (secrets in the result or the error are masked: the store keeps none)."""
+    result = redact_value(result)
+    error = redact(error) if error is not None else None
     with open_store() as conn:
         assert conn is not None
         with transaction(conn):

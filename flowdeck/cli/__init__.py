@@ -36,7 +36,7 @@ from flowdeck.cli.signals import Terminated, terminating_signals
 from flowdeck.cli.storage import add_storage_commands
 from flowdeck.cli.store import add_store_commands
 from flowdeck.errors import FlowdeckError, FlowdeckWarning, UsageError
-from flowdeck.redact import redact
+from flowdeck.redact import redact, register_secret_env
 
 __all__ = ["build_parser", "main"]
 
@@ -81,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     real_out, real_err = sys.stdout, sys.stderr
     sys.stdout = RedactingStream(real_out)
     sys.stderr = RedactingStream(real_err)
+    # Values of variables named like secrets (GITHUB_TOKEN, DB_PASS, ...) are masked like block secrets.
+    register_secret_env(os.environ.items())
     old_showwarning = warnings.showwarning
     warnings.showwarning = show_warning
     try:
@@ -119,8 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         warnings.showwarning = old_showwarning
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):
+                if isinstance(stream, RedactingStream):
+                    stream.close_stream()
+                else:
+                    stream.flush()
         finally:
             sys.stdout, sys.stderr = real_out, real_err
 

@@ -12,30 +12,43 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from flowdeck.errors import FlowdeckWarning, UsageError
-from flowdeck.redact import redact
+from flowdeck.redact import StreamRedactor, redact
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class RedactingStream(io.TextIOBase):
-    """Line-buffers writes and masks secrets before they reach the real stream."""
+    """Masks secrets before writes reach the real stream, also a secret split across two writes.
+
+    Complete lines go out at once; the end of an unfinished line is held back only as far as a secret
+    could still be running on into the next write (see :class:`flowdeck.redact.StreamRedactor`).
+    :meth:`close_stream` writes what is held at the end.
+    """
 
     def __init__(self, inner: TextIO) -> None:
         self._inner = inner
-        self._buffer = ""
+        self._redactor = StreamRedactor()
 
     def write(self, text: str) -> int:
-        self._buffer += text
-        if "\n" in self._buffer:
-            head, _, self._buffer = self._buffer.rpartition("\n")
-            self._inner.write(redact(head + "\n"))
-            self._inner.flush()
+        shown = self._redactor.feed(text)
+        if shown:
+            self._inner.write(shown)
+            if "\n" in shown:
+                self._inner.flush()
         return len(text)
 
     def flush(self) -> None:
-        if self._buffer:
-            self._inner.write(redact(self._buffer))
-            self._buffer = ""
+        # Only what is safe: a flush between two halves of a secret must not show the first half.
+        shown = self._redactor.feed("")
+        if shown:
+            self._inner.write(shown)
+        self._inner.flush()
+
+    def close_stream(self) -> None:
+        """Write what is held back (the end of the output) and flush; the inner stream stays open."""
+        rest = self._redactor.finish()
+        if rest:
+            self._inner.write(rest)
         self._inner.flush()
 
     def isatty(self) -> bool:

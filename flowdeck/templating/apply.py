@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flowdeck.secret_names import is_secret_name
 from flowdeck.templating.diagnostics import Where, missing_env
 from flowdeck.templating.expressions import UNAVAILABLE, render_expressions
 from flowdeck.templating.keypath import NOTSET, KeyPath, Locator, get_from_dict
@@ -32,8 +33,11 @@ class _Options:
     warn_on_notset: bool
     skip_prefixes: tuple[str, ...]
     strict: bool
+    keep_secret_env: bool = False
 
     def skipped(self, name: str) -> bool:
+        if self.keep_secret_env and name.startswith("$") and is_secret_name(name.lstrip("$")):
+            return True
         return name.startswith(self.skip_prefixes) if self.skip_prefixes else False
 
     def not_found(self, name: str, where: Where) -> None:
@@ -51,14 +55,17 @@ def apply_values(
     strict: bool = False,
     locate: Locator | None = None,
     base_path: KeyPath = (),
+    keep_secret_env: bool = False,
 ) -> Any:
     """Fill step outputs (``values``) and environment variables into ``template``.
 
     ``skip_prefixes`` leaves placeholders whose name starts with one of them untouched (deploy uses
-    ``["ctx."]``). ``strict`` turns an unset ``{{ $VAR }}`` into a TemplateError instead of a
+    ``["ctx."]``). ``keep_secret_env`` leaves ``{{ $NAME }}`` untouched, also inside an expression,
+    when NAME looks secret (:func:`flowdeck.secret_names.is_secret_name`): deploy stores no secret.
+    ``strict`` turns an unset ``{{ $VAR }}`` into a TemplateError instead of a
     MissingValueWarning. ``locate`` and ``base_path`` place errors and warnings in the source file.
     """
-    options = _Options(values, remove_notset, warn_on_notset, tuple(skip_prefixes or ()), strict)
+    options = _Options(values, remove_notset, warn_on_notset, tuple(skip_prefixes or ()), strict, keep_secret_env)
     return _apply(template, options, Where(tuple(base_path), locate))
 
 
@@ -85,7 +92,9 @@ def _apply(template: Any, options: _Options, where: Where) -> Any:
 
 def _lookup(name: str, kind: PlaceholderType, options: _Options) -> Any:
     """A name's value in this phase: the value, NOTSET (missing) or UNAVAILABLE (leave verbatim)."""
-    if kind is PlaceholderType.STANDARD and not options.skipped(name):
+    if options.skipped(name):
+        return UNAVAILABLE
+    if kind is PlaceholderType.STANDARD:
         value = get_from_dict(options.values, name, NOTSET)
     elif kind is PlaceholderType.ENV_VAR:
         value = os.environ.get(name.lstrip("$"), NOTSET)

@@ -17,7 +17,7 @@ def test_all_names_exist_and_are_documented() -> None:
 def test_public_names_are_listed() -> None:
     public = {name for name in vars(templating) if not name.startswith("_")}
     modules = {"apply", "blocks", "diagnostics", "expressions", "keypath", "names", "pipeline",
-               "placeholders", "references", "sandbox", "variables", "annotations"}
+               "placeholders", "references", "sandbox", "taint", "variables", "annotations"}
     assert public - modules == set(templating.__all__)
 
 
