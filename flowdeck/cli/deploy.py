@@ -139,8 +139,8 @@ def _cmd_deployment_promote(args: argparse.Namespace) -> int:
 def _cmd_deployment_rm(args: argparse.Namespace) -> int:
     from flowdeck.history import delete_deployment
 
-    row = delete_deployment(args.name)
-    out(f"removed {row.name} and its versions")
+    name = delete_deployment(args.name)
+    out(f"removed {name} and its versions")
     return EXIT_OK
 
 
