@@ -291,6 +291,58 @@ def test_the_mutations_are_reproducible_and_varied() -> None:
     assert sum(_mutant(p, s) != originals[p] for p, s in cases) >= 35
 
 
+# ------------------------------------------------------------- each known class, through every command
+
+_DEPLOYMENT = "deployments:\n- name: d\n  entrypoint: flow.py:main\n"
+_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+KNOWN_CLASSES: dict[str, tuple[bytes, tuple[int, int], str]] = {
+    "NUL": (_DEPLOYMENT.replace("name: d", "name: d\x00").encode(), (2, 10), "U+0000 (NUL)"),
+    "DEL": (("pull:\n- x.y: {a: \x7f}\n" + _DEPLOYMENT).encode(), (2, 12), "U+007F (DEL)"),
+    "lone surrogate": (_DEPLOYMENT.replace("name: d", 'name: "d\\udc00"').encode(), (2, 9), "lone surrogate"),
+    "billion laughs": ((_LAUGHS + _DEPLOYMENT + "  tags: *i\n").encode(), (5, 12), "aliases expand"),
+    "recursive alias": ((_DEPLOYMENT + "  parameters: &p\n    me: [*p]\n").encode(), (5, 10), "recursive"),
+    "deep nesting": ((_DEPLOYMENT + "  parameters: {p: " + "[" * 5000 + "]" * 5000 + "}\n").encode(), (4, 115),
+                     "nested more than 100 levels"),
+    "huge integer": ((_DEPLOYMENT + "  parameters: {p: " + "7" * 5000 + "}\n").encode(), (4, 19),
+                     "more than 1000 digits"),
+    "unclosed quote": ((_DEPLOYMENT + "  description: 'never closed\n  tags: [a]\n\n\n").encode(), (4, 16),
+                       "quoted string (') opened here is never closed"),
+    "unclosed bracket": ((_DEPLOYMENT + "  tags: [a, b\n  version: '1'\n").encode(), (4, 9),
+                         "list '[' opened here is never closed"),
+    "incomplete block reference": ((_DEPLOYMENT + "  parameters: {p: '{{ prefect.blocks.secret }}'}\n").encode(),
+                                   (4, 19), "incomplete block reference"),
+    "incomplete variable reference": ((_DEPLOYMENT + "  version: '{{ prefect.variables }}'\n").encode(), (4, 12),
+                                      "incomplete variable reference"),
+}
+
+
+@pytest.mark.parametrize("name", list(KNOWN_CLASSES))
+def test_each_known_class_is_a_located_error_in_every_command_that_reads_the_file(
+    name: str, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowdeck.cli import main
+
+    data, (line, column), message = KNOWN_CLASSES[name]
+    file = _write_project(project, data)
+    for argv in (["validate"], ["deploy", "--dry-run", "--all"], ["deploy", "--all"], ["steps", "run", "pull"],
+                 ["ls-files", "--deployment", "d"]):
+        faulthandler.dump_traceback_later(HANG_SECONDS, exit=True, file=sys.__stderr__)
+        try:
+            code = main(argv)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+        output = capsys.readouterr()
+        if argv[0] == "ls-files" and name.startswith("incomplete"):
+            # ls-files reads the file for a push step's ignore_file only; it does not validate references.
+            assert code == 0, output
+            continue
+        assert code == 1, (argv, output)
+        assert "internal error" not in output.err and "Traceback" not in output.err
+        assert f"{file.name}:{line}:{column}: " in output.out + output.err, (argv, output)
+        assert message in output.out + output.err, (argv, output)
+
+
 if __name__ == "__main__":
     _root, _spec = Path(sys.argv[1]), Path(sys.argv[2])
     _worker(_root, [(Path(p), int(s)) for p, s in json.loads(_spec.read_text())])
