@@ -8,13 +8,13 @@ All writes happen in one ``BEGIN IMMEDIATE`` transaction, so concurrent deploys 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flowdeck.errors import HistoryError
+from flowdeck.jsontypes import dumps_sorted
 from flowdeck.store import decode_json, open_store, transaction
 from flowdeck.suggest import did_you_mean
 
@@ -112,7 +112,7 @@ class RunRow:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return dumps_sorted(value, separators=(",", ":"))
 
 
 def _deployment_row(row: sqlite3.Row | tuple[Any, ...]) -> DeploymentRow:

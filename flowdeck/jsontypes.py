@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-__all__ = ["describe", "json_type"]
+__all__ = ["describe", "dumps_sorted", "json_type"]
 
 _ARTICLE = {"null": "null", "boolean": "a boolean", "integer": "an integer", "number": "a number",
             "string": "a string", "array": "a list", "object": "a mapping"}
@@ -36,3 +37,17 @@ def describe(value: Any) -> str:
     """The type in words: ``a string``, ``a list``, ``a mapping``, ..."""
     kind = json_type(value)
     return _ARTICLE.get(kind, kind)
+
+
+def dumps_sorted(value: Any, **options: Any) -> str:
+    """``json.dumps(value, sort_keys=True, default=str, **options)`` that never fails on mixed key types.
+
+    YAML mapping keys may be strings, numbers, booleans and null in one mapping (``{1: a, null: b}``),
+    which ``sort_keys`` cannot order. Such a value is dumped with its keys as JSON writes them (strings),
+    the form it is stored in anyway; every other value gives exactly what ``json.dumps`` gives.
+    """
+    try:
+        return json.dumps(value, sort_keys=True, default=str, **options)
+    except TypeError:
+        normalised = json.loads(json.dumps(value, default=str))
+        return json.dumps(normalised, sort_keys=True, default=str, **options)

@@ -343,6 +343,23 @@ def test_each_known_class_is_a_located_error_in_every_command_that_reads_the_fil
         assert message in output.out + output.err, (argv, output)
 
 
+def test_mapping_keys_of_mixed_types_deploy_like_any_other_value(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # YAML allows {1: a, 2.5: b, null: c} in one mapping; sorting such keys for the hash and the diff
+    # raised TypeError (exit 3).
+    from flowdeck.cli import main
+
+    _write_project(project, (_DEPLOYMENT + "  parameters:\n    p: {1: a, 2.5: b, null: c, x: d}\n").encode())
+    (project / "flow.py").write_text("def main(p=None):\n    return p\n")
+    for argv in (["deploy", "--dry-run", "--all"], ["deploy", "--all"], ["deploy", "--all"],
+                 ["deployment", "show", "d", "--json"]):
+        code = main(argv)
+        output = capsys.readouterr()
+        assert code == 0, (argv, output)
+    assert '"p": {\n' in output.out and '"null": "c"' in output.out
+
+
 if __name__ == "__main__":
     _root, _spec = Path(sys.argv[1]), Path(sys.argv[2])
     _worker(_root, [(Path(p), int(s)) for p, s in json.loads(_spec.read_text())])
