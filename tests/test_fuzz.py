@@ -360,6 +360,19 @@ def test_mapping_keys_of_mixed_types_deploy_like_any_other_value(
     assert '"p": {\n' in output.out and '"null": "c"' in output.out
 
 
+def test_a_hostile_param_file_is_refused_like_a_hostile_prefect_yaml(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from flowdeck.cli import main
+
+    (project / "bomb.yaml").write_text(_LAUGHS + "p: *i\n")
+    (project / "deep.json").write_text("{\"p\": " + "[" * 100_000 + "]" * 100_000 + "}")
+    assert main(["run", "x", "--param-file", "bomb.yaml"]) == 1
+    assert "bomb.yaml:5:12: aliases expand the document" in capsys.readouterr().err
+    assert main(["run", "x", "--param-file", "deep.json"]) == 1
+    assert "internal error" not in capsys.readouterr().err
+
+
 if __name__ == "__main__":
     _root, _spec = Path(sys.argv[1]), Path(sys.argv[2])
     _worker(_root, [(Path(p), int(s)) for p, s in json.loads(_spec.read_text())])
