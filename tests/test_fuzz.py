@@ -131,6 +131,18 @@ def _incomplete_reference(rng: random.Random, data: bytes) -> bytes:
     return re.sub(rb"(\w+: )[\w./-]+", lambda m: m.group(1) + b"'" + ref + b"'", data, count=1)
 
 
+_EXPRESSION_TOKENS = ["(", ")", "[", "]", "{", "}", "|", "upper", "default(", "join(", "tojson", "+", "*", "**",
+                      "-", "/", "//", "%", "~", ",", ".", ":", "1", "0", "-1", "1e308", "'a'", "\"b\"", "x",
+                      "build.image", "$HOME", "prefect.blocks.secret.x", "prefect.variables.v", "ctx.flow.name",
+                      "none", "true", "range", "if", "else", "not", "in", "is", "defined", "9" * 60]
+
+
+def _expression(rng: random.Random, data: bytes) -> bytes:
+    tokens = " ".join(rng.choice(_EXPRESSION_TOKENS) for _ in range(rng.randint(1, 12)))
+    text = ("'{{ " + tokens.replace("'", "''") + " }}'").encode()
+    return _at_line(rng, data, lambda indent: indent + b"expr: " + text)
+
+
 def _tab(rng: random.Random, data: bytes) -> bytes:
     lines = _lines(data)
     at = rng.randrange(len(lines))
@@ -141,6 +153,7 @@ def _tab(rng: random.Random, data: bytes) -> bytes:
 MUTATIONS: list[Callable[[random.Random, bytes], bytes]] = [
     _flip, _flip, _delete, _delete, _duplicate_lines, _duplicate_lines, _truncate, _control, _bad_encoding,
     _unclosed, _unclosed, _alias_bomb, _recursive_alias, _deep, _huge, _incomplete_reference, _tab,
+    _expression, _expression,
 ]
 
 
