@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flowdeck.errors import HistoryError
-from flowdeck.jsontypes import dumps_sorted
-from flowdeck.store import decode_json, open_store, transaction
+from flowdeck.errors import HistoryError, StoreRowError
+from flowdeck.jsontypes import describe, dumps_sorted
+from flowdeck.store import db_path, decode_json, open_store, transaction
 from flowdeck.suggest import did_you_mean
 
 __all__ = [
@@ -172,11 +172,27 @@ def find_deployment(name: str) -> DeploymentRow:
     return _deployment_row(row)
 
 
+# What a worker reads from a record, and the JSON types deploy writes there.
+_RECORD_SHAPE: dict[str, tuple[type, ...]] = {
+    "name": (str,), "entrypoint": (str,), "parameters": (dict,), "pull_steps": (list,), "tags": (list,),
+    "work_pool": (dict,),
+}
+_KIND_NAMES: dict[type, str] = {str: "a string", dict: "a mapping", list: "a list"}
+
+
 def _version_row(row: tuple[Any, ...], live_revision: int | None) -> VersionRow:
     entry = f"revision {row[1]} of deployment {row[0]}"
     remedy = f"remove the deployment with `flowdeck deployment rm {row[0]}` and deploy it again"
-    return VersionRow(row[0], row[1], str(row[2]), str(row[3]),
-                      decode_json(row[4], entry=f"{entry} (record)", remedy=remedy, shape=dict),
+    record: dict[str, Any] = decode_json(row[4], entry=f"{entry} (record)", remedy=remedy, shape=dict)
+    for key, kinds in _RECORD_SHAPE.items():
+        if key not in record or record[key] is None or isinstance(record[key], kinds):
+            continue
+        raise StoreRowError(
+            f"the store {db_path()} holds a damaged entry: {entry} (record): its {key} is "
+            f"{describe(record[key])}, not {_KIND_NAMES[kinds[0]]}",
+            hint=f"{remedy}; or restore the store from a copy",
+        )
+    return VersionRow(row[0], row[1], str(row[2]), str(row[3]), record,
                       decode_json(row[5], entry=f"{entry} (version info)", remedy=remedy, shape=dict),
                       str(row[6]), row[1] == live_revision)
 

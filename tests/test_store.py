@@ -230,11 +230,15 @@ SENTINEL = "SENTINEL-ROW-VALUE-4711"
         ("UPDATE versions SET version_info = '\"text\"' WHERE ? IS NOT NULL", [("deployment", "history", "f/d")],
          "revision 1 of deployment f/d (version info) is str where a JSON object was expected",
          ("deployment", "rm", "f/d")),
+        ("UPDATE versions SET record = '{\"pull_steps\": 5}' WHERE ? IS NOT NULL",
+         [("deployment", "show", "f/d"), ("pull", "f/d"), ("run", "f/d")],
+         "revision 1 of deployment f/d (record): its pull_steps is an integer, not a list",
+         ("deployment", "rm", "f/d")),
         ("UPDATE runs SET parameters = ?", [("run", "ls")], "run 1 (parameters) is not valid JSON", None),
         ("UPDATE runs SET result = CAST(? AS BLOB)", [("run", "ls")], "run 1 (result) is not valid JSON", None),
     ],
-    ids=["block json", "block shape", "variable", "schedules", "record", "version info", "run parameters",
-         "run result blob"],
+    ids=["block json", "block shape", "variable", "schedules", "record", "version info", "record shape",
+         "run parameters", "run result blob"],
 )
 def test_a_damaged_row_is_a_clear_error_naming_the_entry_never_its_value(
     sql: str, commands: list[tuple[str, ...]], entry: str, repair: tuple[str, ...] | None
