@@ -303,3 +303,14 @@ def test_an_unclosed_quote_or_bracket_names_the_line_it_was_opened_on(
     assert error.location == Location("prefect.yaml", *opened)
     assert message in error.message
     assert text.split("\n")[opened[0] - 1] in (error.detail or "")
+
+
+def test_a_file_larger_than_the_limit_is_refused_without_parsing_it(tmp_path: Path) -> None:
+    from flowdeck.source import MAX_FILE_BYTES
+
+    path = tmp_path / "prefect.yaml"
+    path.write_text('description: "' + "x " * (MAX_FILE_BYTES // 2) + '"\n')
+    error = _load_error(tmp_path, path.read_bytes())
+    assert error.location == Location("prefect.yaml", 1, 1)
+    assert error.message == "prefect.yaml is larger than 2 MiB, the most flowdeck reads"
+    assert error.hint and "split it" in error.hint
