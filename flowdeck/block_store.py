@@ -28,6 +28,7 @@ from flowdeck.blocks import (
     validate_block,
 )
 from flowdeck.errors import StoreError
+from flowdeck.jsontypes import loads_bounded
 from flowdeck.store import decode_json, open_store, transaction
 
 __all__ = [
@@ -92,7 +93,7 @@ def _from_env(type_slug: str, name: str, environ: Mapping[str, str]) -> BlockRec
         data = {"value": raw}
     else:
         try:
-            parsed = json.loads(raw)
+            parsed = loads_bounded(raw)
         except json.JSONDecodeError as exc:
             # Never quote the text: it may be a credential.
             register_block_secrets(None, {"raw": raw})

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import sqlite3
 import stat
@@ -46,6 +45,7 @@ from typing import Any
 from filelock import FileLock, Timeout
 
 from flowdeck.errors import DiskFullError, StoreCorruptError, StoreError, StoreRowError
+from flowdeck.jsontypes import loads_bounded
 from flowdeck.paths import home_dir
 
 __all__ = [
@@ -356,7 +356,7 @@ def decode_json(raw: object, *, entry: str, remedy: str, shape: type | None = No
     try:
         if not isinstance(raw, (str, bytes)):
             raise TypeError(type(raw).__name__)
-        value = json.loads(raw)
+        value = loads_bounded(raw)
     except (ValueError, TypeError, RecursionError):
         problem = "is not valid JSON"
     else:

@@ -418,3 +418,17 @@ def test_a_store_that_cannot_be_created_on_a_full_disk_leaves_no_file(tiny_fs: P
     # No empty or half-built flowdeck.db that a later command would have to refuse as damaged.
     assert not (home / "flowdeck.db").exists()
     assert [p.name for p in home.iterdir() if p.name != "flowdeck.db.lock"] == []
+
+
+def test_json_nested_thousands_of_levels_is_refused_wherever_a_user_gives_json() -> None:
+    # json.loads raised RecursionError (exit 3); 101 levels would make later walks fragile.
+    for deep in ("[" * 5000 + "]" * 5000, "[" * 101 + "]" * 101):
+        for argv, env in [
+            (("variable", "set", "v", deep, "--json"), None),
+            (("block", "create", "json", "j", "--value", deep), None),
+            (("block", "show", "json/e"), {"FLOWDECK_BLOCK__JSON__E": deep}),
+        ]:
+            result = run_cli(*argv, env=env)
+            assert result.code == 1, (argv, result.output)
+            assert "is not valid JSON" in result.stderr and "internal error" not in result.output
+    assert run_cli("variable", "set", "v", "[" * 99 + "]" * 99, "--json").code == 0
