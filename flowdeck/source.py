@@ -4,6 +4,10 @@ PyYAML's ``safe_load`` forgets where values came from and silently keeps the las
 compose the node tree ourselves, check it for duplicates, construct the data with PyYAML's safe
 constructor (so anchors, aliases and ``<<:`` merge keys behave exactly as in Prefect) and walk nodes and
 data together to build a :class:`SourceMap` from key paths to locations.
+
+Hostile input is refused here, with a location, so that nothing downstream ever sees it: files over
+:data:`MAX_FILE_BYTES`, characters YAML forbids, and (through :class:`flowdeck.yaml_loader.BoundedLoader`)
+alias bombs, recursive aliases, nesting past 100 levels, huge integers and scalars PyYAML cannot build.
 """
 
 from __future__ import annotations
