@@ -341,20 +341,27 @@ def test_eight_concurrent_cli_invocations_all_land() -> None:
 
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs (needs root); under CI=true a mount that fails is a failure, not a skip."""
+    """A 512 KiB tmpfs owned by us (root, or passwordless sudo as on CI runners).
+
+    Under CI=true a mount that fails is a failure, not a skip.
+    """
     mount = tmp_path / "tiny"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k,mode=0700", "tmpfs", str(mount)],
-                            capture_output=True, text=True, check=False) if shutil.which("mount") else None
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    options = f"size=512k,mode=0700,uid={os.getuid()},gid={os.getgid()}"
+    result = None
+    if shutil.which("mount") and (not sudo or shutil.which("sudo")):
+        result = subprocess.run([*sudo, "mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)],
+                                capture_output=True, text=True, check=False)
     if result is None or result.returncode != 0:
-        why = f"cannot mount a tmpfs: {result.stderr.strip() if result else 'no mount command'}"
+        why = f"cannot mount a tmpfs: {result.stderr.strip() if result else 'no mount (or sudo) command'}"
         if os.environ.get("CI") == "true":
             pytest.fail(why)
         pytest.skip(why)
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        subprocess.run([*sudo, "umount", "-l", str(mount)], check=False)
 
 
 def _fill(directory: Path) -> Path:
