@@ -175,8 +175,16 @@ def _create_store(path: Path) -> None:
             _migrate(conn, temp)
         finally:
             conn.close()
-        with contextlib.suppress(FileExistsError):  # another process was quicker: use its store
-            os.link(temp, path)
+        try:
+            os.link(temp, path)  # never replaces: if another process was quicker, use its store
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            # A filesystem without hard links: rename, which is safe under the setup lock we hold.
+            if not path.exists():
+                os.rename(temp, path)
     except (OSError, sqlite3.Error) as exc:
         raise _failure(exc, path, "creating the store") from exc
     finally:
