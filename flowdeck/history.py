@@ -184,6 +184,9 @@ def _version_row(row: tuple[Any, ...], live_revision: int | None) -> VersionRow:
     entry = f"revision {row[1]} of deployment {row[0]}"
     remedy = f"remove the deployment with `flowdeck deployment rm {row[0]}` and deploy it again"
     record: dict[str, Any] = decode_json(row[4], entry=f"{entry} (record)", remedy=remedy, shape=dict)
+    if "entrypoint" not in record:
+        raise StoreRowError(f"the store {db_path()} holds a damaged entry: {entry} (record) has no entrypoint",
+                            hint=f"{remedy}; or restore the store from a copy")
     for key, kinds in _RECORD_SHAPE.items():
         if key not in record or record[key] is None or isinstance(record[key], kinds):
             continue

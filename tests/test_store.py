@@ -195,7 +195,7 @@ def _seed_rows() -> None:
             conn.execute("INSERT INTO deployments (name, flow_name, deployment_name, live_revision) "
                          "VALUES ('f/d', 'f', 'd', 1)")
             conn.execute("INSERT INTO versions (deployment, revision, label, content_hash, record, version_info) "
-                         "VALUES ('f/d', 1, 'v1', 'h', '{}', '{}')")
+                         "VALUES ('f/d', 1, 'v1', 'h', '{\"entrypoint\": \"f.py:f\"}', '{}')")
             conn.execute("INSERT INTO runs (deployment, revision, status, parameters) VALUES ('f/d', 1, 'ok', '{}')")
     finally:
         conn.close()
@@ -230,15 +230,17 @@ SENTINEL = "SENTINEL-ROW-VALUE-4711"
         ("UPDATE versions SET version_info = '\"text\"' WHERE ? IS NOT NULL", [("deployment", "history", "f/d")],
          "revision 1 of deployment f/d (version info) is str where a JSON object was expected",
          ("deployment", "rm", "f/d")),
-        ("UPDATE versions SET record = '{\"pull_steps\": 5}' WHERE ? IS NOT NULL",
+        ("UPDATE versions SET record = '{\"entrypoint\": \"f.py:f\", \"pull_steps\": 5}' WHERE ? IS NOT NULL",
          [("deployment", "show", "f/d"), ("pull", "f/d"), ("run", "f/d")],
          "revision 1 of deployment f/d (record): its pull_steps is an integer, not a list",
          ("deployment", "rm", "f/d")),
+        ("UPDATE versions SET record = '{}' WHERE ? IS NOT NULL", [("deployment", "show", "f/d"), ("run", "f/d")],
+         "revision 1 of deployment f/d (record) has no entrypoint", ("deployment", "rm", "f/d")),
         ("UPDATE runs SET parameters = ?", [("run", "ls")], "run 1 (parameters) is not valid JSON", None),
         ("UPDATE runs SET result = CAST(? AS BLOB)", [("run", "ls")], "run 1 (result) is not valid JSON", None),
     ],
     ids=["block json", "block shape", "variable", "schedules", "record", "version info", "record shape",
-         "run parameters", "run result blob"],
+         "record without entrypoint", "run parameters", "run result blob"],
 )
 def test_a_damaged_row_is_a_clear_error_naming_the_entry_never_its_value(
     sql: str, commands: list[tuple[str, ...]], entry: str, repair: tuple[str, ...] | None
