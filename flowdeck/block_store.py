@@ -28,7 +28,8 @@ from flowdeck.blocks import (
     validate_block,
 )
 from flowdeck.errors import StoreError
-from flowdeck.store import open_store, transaction
+from flowdeck.jsontypes import loads_bounded
+from flowdeck.store import decode_json, open_store, transaction
 
 __all__ = [
     "ENV_PREFIX",
@@ -92,7 +93,7 @@ def _from_env(type_slug: str, name: str, environ: Mapping[str, str]) -> BlockRec
         data = {"value": raw}
     else:
         try:
-            parsed = json.loads(raw)
+            parsed = loads_bounded(raw)
         except json.JSONDecodeError as exc:
             # Never quote the text: it may be a credential.
             register_block_secrets(None, {"raw": raw})
@@ -148,9 +149,17 @@ def find_block(type_slug: str, name: str, *, environ: Mapping[str, str] | None =
         ).fetchone()
     if row is None:
         return None
-    data = json.loads(row[0])
+    data = _stored_data(type_slug, name, row[0])
     register_block_secrets(BLOCK_TYPES.get(type_slug), data)
     return BlockRecord(type_slug, name, data, "store", row[1])
+
+
+def _stored_data(type_slug: str, name: str, raw: object) -> dict[str, Any]:
+    data: dict[str, Any] = decode_json(
+        raw, entry=f"block {type_slug}/{name}", shape=dict,
+        remedy=f"remove it with `flowdeck block rm {type_slug}/{name}` and create it again",
+    )
+    return data
 
 
 def save_block(type_slug: str, name: str, data: Mapping[str, Any], *, overwrite: bool = False) -> BlockRecord:
@@ -193,7 +202,7 @@ def list_blocks(
         if conn is not None:
             rows = conn.execute("SELECT type_slug, name, data, updated_at FROM blocks").fetchall()
             for slug, name, data, updated in rows:
-                parsed = json.loads(data)
+                parsed = _stored_data(slug, name, data)
                 register_block_secrets(BLOCK_TYPES.get(slug), parsed)
                 records[(slug, name)] = BlockRecord(slug, name, parsed, "store", updated)
     for slug, name in _env_blocks(env):

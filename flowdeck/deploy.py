@@ -31,6 +31,7 @@ from flowdeck.config import Project, SectionSteps, StepEntry
 from flowdeck.errors import DeployError
 from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion, get_version, list_deployments, record_versions
+from flowdeck.jsontypes import dumps_sorted
 from flowdeck.paths import cache_dir, home_dir
 from flowdeck.selection import select_deployments
 from flowdeck.source import format_key_path
@@ -106,7 +107,7 @@ def code_hash(root: Path, ignore_file: str = ".prefectignore") -> str:
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return dumps_sorted(value, separators=(",", ":"))
 
 
 def _steps_as_written(section: SectionSteps) -> list[dict[str, Any]]:
@@ -316,8 +317,15 @@ def _source_path(base: tuple[Any, ...], pull: SectionSteps) -> Any:
 
 
 def _diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
-    before = yaml.safe_dump(old or {}, sort_keys=True, default_flow_style=False).splitlines()
-    after = yaml.safe_dump(dict(new), sort_keys=True, default_flow_style=False).splitlines()
+    def lines(value: Any) -> list[str]:
+        try:
+            text: str = yaml.safe_dump(value, sort_keys=True, default_flow_style=False)
+        except TypeError:  # keys of mixed types ({1: a, null: b}) cannot be sorted: diff their JSON form
+            text = yaml.safe_dump(json.loads(dumps_sorted(value)), sort_keys=True, default_flow_style=False)
+        return text.splitlines()
+
+    before = lines(old or {})
+    after = lines(dict(new))
     return list(difflib.unified_diff(before, after, "live", "new", lineterm="", n=2))
 
 

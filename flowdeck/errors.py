@@ -23,6 +23,7 @@ __all__ = [
     "ConfigValidationError",
     "DeployError",
     "DeprecatedNameWarning",
+    "DiskFullError",
     "DockerError",
     "FlowdeckError",
     "FlowdeckWarning",
@@ -36,7 +37,9 @@ __all__ = [
     "StepExecutionError",
     "StepInputError",
     "StorageError",
+    "StoreCorruptError",
     "StoreError",
+    "StoreRowError",
     "TemplateError",
     "UnknownKeyWarning",
     "UnknownStepError",
@@ -276,6 +279,18 @@ class DockerError(FlowdeckError):
 
 class StoreError(FlowdeckError):
     """The local state store (blocks, variables, deployments) cannot be used or lacks an entry."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's database file is damaged (truncated, overwritten); names the file and how to recover."""
+
+
+class StoreRowError(StoreError):
+    """One entry of the store cannot be read (invalid JSON, a wrong shape); names it, never its value."""
+
+
+class DiskFullError(StoreError):
+    """A store write failed because its filesystem is full; names the path. Nothing was half-written."""
 
 
 class RecipeError(FlowdeckError):

@@ -8,15 +8,15 @@ All writes happen in one ``BEGIN IMMEDIATE`` transaction, so concurrent deploys 
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from flowdeck.errors import HistoryError
+from flowdeck.errors import HistoryError, StoreRowError
+from flowdeck.jsontypes import describe, dumps_sorted
 from flowdeck.redact import redact, redact_value
-from flowdeck.store import open_store, transaction
+from flowdeck.store import db_path, decode_json, open_store, transaction
 from flowdeck.suggest import did_you_mean
 
 __all__ = [
@@ -113,12 +113,16 @@ class RunRow:
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return dumps_sorted(value, separators=(",", ":"))
 
 
 def _deployment_row(row: sqlite3.Row | tuple[Any, ...]) -> DeploymentRow:
-    return DeploymentRow(row[0], row[1], row[2], row[3], json.loads(row[4]), bool(row[5]),
-                         json.loads(row[6]) if row[6] else None, row[7], row[8])
+    entry = f"deployment {row[0]}"
+    remedy = f"remove it with `flowdeck deployment rm {row[0]}` and deploy it again"
+    return DeploymentRow(row[0], row[1], row[2], row[3],
+                         decode_json(row[4], entry=f"{entry} (schedules)", remedy=remedy, shape=list), bool(row[5]),
+                         decode_json(row[6], entry=f"{entry} (concurrency limit)", remedy=remedy) if row[6] else None,
+                         row[7], row[8])
 
 
 _DEPLOYMENT_SELECT = (
@@ -136,26 +140,65 @@ def list_deployments() -> list[DeploymentRow]:
     return [_deployment_row(r) for r in rows]
 
 
-def find_deployment(name: str) -> DeploymentRow:
-    """A deployment by ``flow/name`` or by its name alone when that is unambiguous."""
-    rows = list_deployments()
-    exact = [r for r in rows if r.name == name]
-    if exact:
-        return exact[0]
-    by_short = [r for r in rows if r.deployment_name == name]
+def _resolve_name(name: str) -> str:
+    """The full name of a deployment given as ``flow/name`` or by its unambiguous name alone.
+
+    Reads names only, so that a deployment whose other columns are damaged can still be removed.
+    """
+    with open_store(create=False) as conn:
+        pairs: list[tuple[str, str]] = [] if conn is None else [
+            (str(r[0]), str(r[1]))
+            for r in conn.execute("SELECT name, deployment_name FROM deployments ORDER BY name").fetchall()
+        ]
+    if any(full == name for full, _ in pairs):
+        return name
+    by_short = [full for full, short in pairs if short == name]
     if len(by_short) == 1:
         return by_short[0]
     if len(by_short) > 1:
-        raise HistoryError(f"'{name}' is ambiguous", hint=f"use one of: {', '.join(r.name for r in by_short)}")
-    names = [r.name for r in rows] + [r.deployment_name for r in rows]
-    hint = did_you_mean(name, names) or ("deploy it first with `flowdeck deploy`" if not rows else
-                                          f"the deployments are: {', '.join(r.name for r in rows)}")
+        raise HistoryError(f"'{name}' is ambiguous", hint=f"use one of: {', '.join(by_short)}")
+    names = [full for full, _ in pairs] + [short for _, short in pairs]
+    hint = did_you_mean(name, names) or ("deploy it first with `flowdeck deploy`" if not pairs else
+                                          f"the deployments are: {', '.join(full for full, _ in pairs)}")
     raise HistoryError(f"no deployment named '{name}'", hint=hint)
 
 
+def find_deployment(name: str) -> DeploymentRow:
+    """A deployment by ``flow/name`` or by its name alone when that is unambiguous."""
+    full = _resolve_name(name)
+    with open_store(create=False) as conn:
+        row = None if conn is None else conn.execute(_DEPLOYMENT_SELECT + " WHERE d.name = ?", (full,)).fetchone()
+    if row is None:  # removed by another process in between
+        raise HistoryError(f"no deployment named '{name}'", hint="deploy it first with `flowdeck deploy`")
+    return _deployment_row(row)
+
+
+# What a worker reads from a record, and the JSON types deploy writes there.
+_RECORD_SHAPE: dict[str, tuple[type, ...]] = {
+    "name": (str,), "entrypoint": (str,), "parameters": (dict,), "pull_steps": (list,), "tags": (list,),
+    "work_pool": (dict,),
+}
+_KIND_NAMES: dict[type, str] = {str: "a string", dict: "a mapping", list: "a list"}
+
+
 def _version_row(row: tuple[Any, ...], live_revision: int | None) -> VersionRow:
-    return VersionRow(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]), row[6],
-                      row[1] == live_revision)
+    entry = f"revision {row[1]} of deployment {row[0]}"
+    remedy = f"remove the deployment with `flowdeck deployment rm {row[0]}` and deploy it again"
+    record: dict[str, Any] = decode_json(row[4], entry=f"{entry} (record)", remedy=remedy, shape=dict)
+    if "entrypoint" not in record:
+        raise StoreRowError(f"the store {db_path()} holds a damaged entry: {entry} (record) has no entrypoint",
+                            hint=f"{remedy}; or restore the store from a copy")
+    for key, kinds in _RECORD_SHAPE.items():
+        if key not in record or record[key] is None or isinstance(record[key], kinds):
+            continue
+        raise StoreRowError(
+            f"the store {db_path()} holds a damaged entry: {entry} (record): its {key} is "
+            f"{describe(record[key])}, not {_KIND_NAMES[kinds[0]]}",
+            hint=f"{remedy}; or restore the store from a copy",
+        )
+    return VersionRow(row[0], row[1], str(row[2]), str(row[3]), record,
+                      decode_json(row[5], entry=f"{entry} (version info)", remedy=remedy, shape=dict),
+                      str(row[6]), row[1] == live_revision)
 
 
 _VERSION_SELECT = ("SELECT deployment, revision, label, content_hash, record, version_info, created_at "
@@ -261,23 +304,31 @@ def set_live(name: str, version: str | None, *, previous: bool = False) -> Versi
                       target.version_info, target.created_at, True)
 
 
-def delete_deployment(name: str) -> DeploymentRow:
-    """Remove a deployment and all its versions (runs stay, for the record)."""
-    dep = find_deployment(name)
+def delete_deployment(name: str) -> str:
+    """Remove a deployment and all its versions (runs stay, for the record); return its full name.
+
+    Works on a deployment whose stored rows are damaged: that is how to repair them.
+    """
+    full = _resolve_name(name)
     with open_store() as conn:
         assert conn is not None
         with transaction(conn):
-            conn.execute("DELETE FROM versions WHERE deployment = ?", (dep.name,))
-            conn.execute("DELETE FROM deployments WHERE name = ?", (dep.name,))
-    return dep
+            conn.execute("DELETE FROM versions WHERE deployment = ?", (full,))
+            conn.execute("DELETE FROM deployments WHERE name = ?", (full,))
+    return full
 
 
 # ------------------------------------------------------------------------------------------------- runs
 
 
 def _run_row(row: tuple[Any, ...]) -> RunRow:
-    return RunRow(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]),
-                  json.loads(row[7]) if row[7] is not None else None, row[8], row[9], row[10], row[11])
+    entry = f"run {row[0]}"
+    remedy = (f"runs are only a record: delete this one with `sqlite3 FLOWDECK_HOME/flowdeck.db "
+              f"'DELETE FROM runs WHERE id = {row[0]}'`")
+    return RunRow(row[0], row[1], row[2], row[3], row[4], str(row[5]),
+                  decode_json(row[6], entry=f"{entry} (parameters)", remedy=remedy, shape=dict),
+                  decode_json(row[7], entry=f"{entry} (result)", remedy=remedy) if row[7] is not None else None,
+                  row[8], row[9], row[10], row[11])
 
 
 _RUN_SELECT = ("SELECT id, deployment, revision, run_name, idempotency_key, status, parameters, result, error, "

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-__all__ = ["describe", "json_type"]
+__all__ = ["MAX_JSON_DEPTH", "describe", "dumps_sorted", "json_type", "loads_bounded"]
+
+#: The deepest nesting accepted in JSON that users give flowdeck (as for prefect.yaml: see yaml_loader).
+MAX_JSON_DEPTH = 100
 
 _ARTICLE = {"null": "null", "boolean": "a boolean", "integer": "an integer", "number": "a number",
             "string": "a string", "array": "a list", "object": "a mapping"}
@@ -36,3 +40,49 @@ def describe(value: Any) -> str:
     """The type in words: ``a string``, ``a list``, ``a mapping``, ..."""
     kind = json_type(value)
     return _ARTICLE.get(kind, kind)
+
+
+def dumps_sorted(value: Any, **options: Any) -> str:
+    """``json.dumps(value, sort_keys=True, default=str, **options)`` that never fails on mixed key types.
+
+    YAML mapping keys may be strings, numbers, booleans and null in one mapping (``{1: a, null: b}``),
+    which ``sort_keys`` cannot order. Such a value is dumped with its keys as JSON writes them (strings),
+    the form it is stored in anyway; every other value gives exactly what ``json.dumps`` gives.
+    """
+    try:
+        return json.dumps(value, sort_keys=True, default=str, **options)
+    except TypeError:
+        normalised = json.loads(json.dumps(value, default=str))
+        return json.dumps(normalised, sort_keys=True, default=str, **options)
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists and objects more than ``limit`` levels (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def loads_bounded(text: str | bytes) -> Any:
+    """``json.loads`` that refuses nesting deeper than :data:`MAX_JSON_DEPTH` with a ``JSONDecodeError``.
+
+    Deeper data would make every later walk of it (templating, hashing, output) raise RecursionError.
+    """
+    source = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError(f"nested more than {MAX_JSON_DEPTH} levels deep", source, 0) from None
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise json.JSONDecodeError(f"nested more than {MAX_JSON_DEPTH} levels deep", source, 0)
+    return value

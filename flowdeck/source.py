@@ -4,11 +4,17 @@ PyYAML's ``safe_load`` forgets where values came from and silently keeps the las
 compose the node tree ourselves, check it for duplicates, construct the data with PyYAML's safe
 constructor (so anchors, aliases and ``<<:`` merge keys behave exactly as in Prefect) and walk nodes and
 data together to build a :class:`SourceMap` from key paths to locations.
+
+Hostile input is refused here, with a location, so that nothing downstream ever sees it: files over
+:data:`MAX_FILE_BYTES`, characters YAML forbids, and (through :class:`flowdeck.yaml_loader.BoundedLoader`)
+alias bombs, recursive aliases, nesting past 100 levels, huge integers and scalars PyYAML cannot build.
 """
 
 from __future__ import annotations
 
 import codecs
+import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +23,16 @@ from typing import Any
 import yaml
 
 from flowdeck.errors import ConfigSyntaxError, Location, Problem
+from flowdeck.yaml_loader import BoundedLoader, LimitError
 
-__all__ = ["KeyPath", "LoadedFile", "SourceMap", "format_key_path", "load_yaml_file", "parse_yaml_text"]
+__all__ = ["MAX_FILE_BYTES", "KeyPath", "LoadedFile", "SourceMap", "format_key_path", "load_yaml_file",
+           "parse_yaml_text"]
 
 KeyPath = tuple[str | int, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+#: The largest file flowdeck parses (PyYAML reads about a megabyte a second; real files are a few KiB).
+MAX_FILE_BYTES = 2 << 20
 
 
 def format_key_path(path: KeyPath) -> str:
@@ -116,21 +126,100 @@ _SYNTAX_HINTS = (
 )
 
 
+# What YAML 1.1 allows in a stream (PyYAML's Reader refuses the rest with only a character offset).
+_FORBIDDEN = re.compile("[^\x09\x0A\x0D\x20-\x7E\x85\xA0-\uD7FF\uE000-\uFFFD\U00010000-\U0010FFFF]")
+
+
+def _char_name(char: str) -> str:
+    code = ord(char)
+    names = {0: "NUL", 0x7F: "DEL", 0x1B: "ESC", 0x08: "backspace", 0x0C: "form feed", 0x0B: "vertical tab"}
+    name = names.get(code) or unicodedata.name(char, "")
+    if 0xD800 <= code <= 0xDFFF:
+        name = "a lone surrogate"
+    elif not name:
+        name = "a control character"
+    return f"U+{code:04X} ({name})"
+
+
+def _check_characters(text: str, name: str) -> None:
+    """Refuse characters YAML forbids, at their line and column (PyYAML gives only an offset)."""
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return
+    index = found.start()
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    more = len(_FORBIDDEN.findall(text)) - 1
+    also = f" (and {more} more such character{'s' if more > 1 else ''} further on)" if more else ""
+    raise ConfigSyntaxError(
+        f"the file contains the character {_char_name(found.group())}, which YAML does not allow{also}",
+        location=Location(name, line, column),
+        hint="remove it (an editor that shows invisible characters helps); inside a double-quoted string "
+        f"write it as the escape \"\\x{ord(found.group()):02x}\" instead"
+        if ord(found.group()) < 0x100 else "remove it (an editor that shows invisible characters helps)",
+        detail=_snippet(_FORBIDDEN.sub("?", text), line, column),
+    )
+
+
+# A syntax error inside something opened earlier: PyYAML's context names it and marks where it opened.
+_OPENERS = {
+    "while scanning a quoted scalar": ("quoted string", "add the closing quote"),
+    "while parsing a flow sequence": ("list '['", "close the list with ']' (or quote a value that starts with '[')"),
+    "while parsing a flow mapping": (
+        "mapping '{'", "close the mapping with '}' (or quote a value that starts with '{', such as a template)"
+    ),
+}
+
+
+_SNIPPET_WIDTH = 100
+
+
 def _snippet(text: str, line: int, column: int) -> str:
     lines = text.split("\n")
     if not 1 <= line <= len(lines):
         return ""
     source = lines[line - 1].replace("\t", " ")
+    if len(source) > _SNIPPET_WIDTH:
+        # Show a window around the column of a very long line, not all of it.
+        start = max(0, min(column - 1 - _SNIPPET_WIDTH // 2, len(source) - _SNIPPET_WIDTH))
+        head = "…" if start else ""
+        tail = "…" if start + _SNIPPET_WIDTH < len(source) else ""
+        column = column - start + len(head)
+        source = head + source[start:start + _SNIPPET_WIDTH] + tail
     return f"  {line:>4} | {source}\n       | {' ' * (column - 1)}^"
 
 
+def _unclosed_error(exc: yaml.MarkedYAMLError, name: str, text: str) -> ConfigSyntaxError | None:
+    """A quote or bracket never closed: locate the error where it was opened, name where it was noticed."""
+    opened, found = exc.context_mark, exc.problem_mark
+    if exc.context not in _OPENERS or opened is None or found is None:
+        return None
+    what, hint = _OPENERS[exc.context or ""]
+    if what == "quoted string" and 0 <= opened.index < len(text):
+        what = f"quoted string ({text[opened.index]})"
+    line, column = opened.line + 1, opened.column + 1
+    return ConfigSyntaxError(
+        f"YAML syntax error: the {what} opened here is never closed ({exc.problem} at line {found.line + 1}, "
+        f"column {found.column + 1})",
+        location=Location(name, line, column),
+        hint=hint,
+        detail=_snippet(text, line, column),
+    )
+
+
 def _syntax_error(exc: yaml.MarkedYAMLError, name: str, text: str) -> ConfigSyntaxError:
+    unclosed = _unclosed_error(exc, name, text)
+    if unclosed is not None:
+        return unclosed
     mark = exc.problem_mark or exc.context_mark
     problem = exc.problem or exc.context or "invalid YAML"
     line = mark.line + 1 if mark else 1
     column = mark.column + 1 if mark else 1
     full = f"{exc.context or ''} {problem}"
     hint = next((h for needle, h in _SYNTAX_HINTS if needle in full), None)
+    if isinstance(exc, LimitError):
+        return ConfigSyntaxError(problem, location=Location(name, line, column), hint=exc.hint,
+                                 detail=_snippet(text, line, column))
     if "{{" in (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "") and (
         "unhashable" in full or "constructing a mapping" in full or "flow mapping" in full
     ):
@@ -232,15 +321,22 @@ def _match_key(node: yaml.Node, data: dict[Any, Any]) -> Any:
 def parse_yaml_text(text: str, name: str) -> tuple[Any, SourceMap, list[Problem]]:
     """Parse YAML text; return the data, its source map and duplicate-key problems.
 
-    Raises :class:`ConfigSyntaxError` for syntax errors.
+    Raises :class:`ConfigSyntaxError` for syntax errors, characters YAML forbids, and documents that
+    exceed the limits of :mod:`flowdeck.yaml_loader` (alias bombs, recursive aliases, deep nesting).
     """
-    loader = yaml.SafeLoader(text)
+    _check_characters(text, name)
+    loader = BoundedLoader(text)
     try:
         node = loader.get_single_node()
         problems = _check_duplicates(node, name) if node is not None else []
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, name, text) from None
+    except yaml.reader.ReaderError as exc:
+        index = max(0, min(exc.position, len(text)))
+        line = text.count("\n", 0, index) + 1
+        column = index - (text.rfind("\n", 0, index) + 1) + 1
+        raise ConfigSyntaxError(f"YAML error: {exc.reason}", location=Location(name, line, column)) from None
     except yaml.YAMLError as exc:
         raise ConfigSyntaxError(f"YAML error: {exc}", location=Location(name, 1, 1)) from None
     finally:
@@ -255,7 +351,8 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> LoadedFile:
     """Read and parse a YAML file. ``display_name`` is how locations name the file (default: as given)."""
     name = display_name or str(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # never more: a huge file is refused, not read
     except FileNotFoundError:
         raise ConfigSyntaxError(
             f"{name} not found",
@@ -265,6 +362,13 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> LoadedFile:
         raise ConfigSyntaxError(f"{name} is a directory, not a file", hint="pass --file PATH/prefect.yaml") from None
     except OSError as exc:
         raise ConfigSyntaxError(f"cannot read {name}: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigSyntaxError(
+            f"{name} is larger than {MAX_FILE_BYTES // (1 << 20)} MiB, the most flowdeck reads",
+            location=Location(name, 1, 1),
+            hint="a prefect.yaml this large is almost certainly generated by mistake; split it into several "
+            "files (deploy each with --file)",
+        )
     text = _decode(raw, name)
     data, smap, problems = parse_yaml_text(text, name)
     return LoadedFile(path=path, data=data, source=smap, problems=problems, text=text)

@@ -20,20 +20,32 @@ or reorder an existing one, databases in the field already ran it):
 Migrations run inside ``BEGIN IMMEDIATE`` and re-check the version after taking the lock, so two processes
 that open an old database at the same moment migrate it exactly once. A database whose version is *newer*
 than this flowdeck knows is refused with a hint to upgrade flowdeck.
+
+Damage and full disks
+---------------------
+A new store is built in a temporary file and linked into place only once it is complete, so a
+``flowdeck.db`` never legitimately exists empty or half set up. flowdeck therefore refuses to use a
+damaged one (empty, truncated, overwritten: :class:`StoreCorruptError` naming the file and how to move it
+aside) instead of silently starting a fresh store over it. A write that fails because the filesystem is
+full is a :class:`DiskFullError` naming the path; SQLite's transaction leaves the store as it was. A row
+whose JSON cannot be read is a :class:`StoreRowError` naming the entry (:func:`decode_json`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from filelock import FileLock, Timeout
 
-from flowdeck.errors import StoreError
+from flowdeck.errors import DiskFullError, StoreCorruptError, StoreError, StoreRowError
+from flowdeck.jsontypes import loads_bounded
 from flowdeck.paths import home_dir
 
 __all__ = [
@@ -43,6 +55,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "connect",
     "db_path",
+    "decode_json",
     "ensure_home",
     "open_store",
     "transaction",
@@ -139,14 +152,43 @@ def ensure_home() -> Path:
     return home
 
 
-def _create_private_file(path: Path) -> None:
-    """Create ``path`` empty with mode 0600 unless it exists (O_EXCL avoids racing another process)."""
+def _remove_quietly(path: Path) -> None:
+    for candidate in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm"),
+                      path.with_name(path.name + "-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+
+
+def _create_store(path: Path) -> None:
+    """Build a new store in a temporary file and link it into place once complete (never over one)."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.new")
+    _remove_quietly(temp)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    os.close(fd)
-    os.chmod(path, 0o600)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.chmod(temp, 0o600)
+        conn = sqlite3.connect(temp, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":  # pragma: no cover - filesystems without WAL support
+                conn.execute("PRAGMA journal_mode = DELETE")
+            _migrate(conn, temp)
+        finally:
+            conn.close()
+        try:
+            os.link(temp, path)  # never replaces: if another process was quicker, use its store
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.ENOSYS, errno.EOPNOTSUPP):
+                raise
+            # A filesystem without hard links: rename, which is safe under the setup lock we hold.
+            if not path.exists():
+                os.rename(temp, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _failure(exc, path, "creating the store") from exc
+    finally:
+        _remove_quietly(temp)
 
 
 def _tighten(path: Path) -> None:
@@ -205,29 +247,91 @@ def _needs_setup(conn: sqlite3.Connection) -> bool:
     return mode != "wal" or _version(conn) != len(MIGRATIONS)
 
 
+def _free_bytes(path: Path) -> int | None:
+    for candidate in (path, *path.parents):
+        try:
+            info = os.statvfs(candidate)
+        except OSError:
+            continue
+        return info.f_bavail * info.f_frsize
+    return None
+
+
+# Below this much free space an I/O error of SQLite is taken to be the disk being full: SQLite reports
+# a failed WAL or shared-memory extension as a generic "disk I/O error", not SQLITE_FULL.
+_NEARLY_FULL = 1 << 20
+
+
+def _failure(exc: BaseException, path: Path, doing: str) -> StoreError:
+    """The StoreError that says what really happened to the store at ``path``."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    text = str(exc)
+    free = _free_bytes(path.parent)
+    full = (
+        name.startswith("SQLITE_FULL") or "database or disk is full" in text
+        or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
+        or ((name.startswith("SQLITE_IOERR") or "disk I/O error" in text or isinstance(exc, OSError))
+            and free is not None and free < _NEARLY_FULL)
+    )
+    if full:
+        return DiskFullError(
+            f"the disk is full: {doing} failed because the filesystem holding {path} has "
+            f"{free if free is not None else 'no'} bytes free; nothing was written",
+            hint=f"free some space on the filesystem of {path.parent} (or set FLOWDECK_HOME to another "
+            "one) and retry; " + ("no store was created" if doing == "creating the store"
+                                  else "the store itself is intact"),
+        )
+    if (name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text or "not a database" in text
+            or "no such table" in text or "no such column" in text):
+        return _corrupt(path, text)
+    if isinstance(exc, OSError):
+        return StoreError(f"{doing} failed: cannot use {path}: {exc.strerror or exc}",
+                          hint="check FLOWDECK_HOME and the permissions of that directory")
+    return StoreError(f"{doing} failed on the store {path}: {text}", hint="retry; report a bug if it persists")
+
+
+def _corrupt(path: Path, what: str) -> StoreCorruptError:
+    return StoreCorruptError(
+        f"the store {path} is damaged ({what}); flowdeck will not start a new store over it",
+        hint=f"move it aside (`mv {path} {path}.damaged`; flowdeck then creates a new, empty store) and "
+        "recreate your blocks and variables; `sqlite3 FILE .recover` may rescue data from the damaged copy",
+    )
+
+
 def connect(path: Path | None = None) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the store and return an autocommit connection.
 
     Writes must go through :func:`transaction`. The caller closes the connection (or uses
-    :func:`open_store`).
+    :func:`open_store`). A damaged store raises :class:`StoreCorruptError`, a full disk
+    :class:`DiskFullError`.
     """
     if path is None:
         ensure_home()
         path = db_path()
     try:
-        _create_private_file(path)
+        if not path.exists():
+            with FileLock(str(path) + ".lock", timeout=BUSY_TIMEOUT_SECONDS, mode=0o600):
+                if not path.exists():
+                    _create_store(path)
+        elif path.is_file() and path.stat().st_size == 0:
+            raise _corrupt(path, "the file is empty, probably truncated")
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, Python never opens implicit
         # transactions behind our back.
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+    except Timeout as exc:
+        raise StoreError(
+            f"the store {path} is being set up by another process that does not finish",
+            hint=f"retry; if no flowdeck is running, remove {path}.lock",
+        ) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open the store {path}: {exc}", hint="check FLOWDECK_HOME") from exc
+        raise _failure(exc, path, "opening the store") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000):d}")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if _needs_setup(conn):
             # Switching to WAL answers "database is locked" at once (no busy wait) when another process
-            # does the same, so first-time setup and migrations are serialised with a file lock.
+            # does the same, so setup and migrations are serialised with a file lock.
             with FileLock(str(path) + ".lock", timeout=BUSY_TIMEOUT_SECONDS, mode=0o600):
                 if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
                     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -241,16 +345,36 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
             f"the store {path} is being set up by another process that does not finish",
             hint=f"retry; if no flowdeck is running, remove {path}.lock",
         ) from exc
-    except sqlite3.DatabaseError as exc:
+    except (OSError, sqlite3.Error) as exc:
         conn.close()
-        raise StoreError(
-            f"the store {path} cannot be used: {exc}",
-            hint="if the file is damaged, move it away; flowdeck creates a fresh store",
-        ) from exc
+        raise _failure(exc, path, "opening the store") from exc
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def decode_json(raw: object, *, entry: str, remedy: str, shape: type | None = None) -> Any:
+    """Decode a JSON column of ``entry`` (e.g. ``block secret/tok``); check it is a ``shape`` if given.
+
+    A damaged value is a :class:`StoreRowError` that names the entry and how to repair it, never the
+    value itself (it may be a secret).
+    """
+    kinds: dict[type, str] = {dict: "a JSON object", list: "a JSON list"}
+    try:
+        if not isinstance(raw, (str, bytes)):
+            raise TypeError(type(raw).__name__)
+        value = loads_bounded(raw)
+    except (ValueError, TypeError, RecursionError):
+        problem = "is not valid JSON"
+    else:
+        if shape is None or isinstance(value, shape):
+            return value
+        problem = f"is {type(value).__name__} where {kinds.get(shape, shape.__name__)} was expected"
+    raise StoreRowError(
+        f"the store {db_path()} holds a damaged entry: {entry} {problem}",
+        hint=f"{remedy}; or restore the store from a copy",
+    )
 
 
 @contextlib.contextmanager
@@ -259,6 +383,8 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise _failure(exc, _conn_path(conn), "starting a write") from exc
         raise StoreError(
             f"the store is busy: {exc}",
             hint="another flowdeck process holds the store for too long; retry",
@@ -286,6 +412,14 @@ def open_store(*, create: bool = True) -> Iterator[sqlite3.Connection | None]:
     try:
         yield conn
     except sqlite3.Error as exc:
-        raise StoreError(f"store operation failed: {exc}", hint="retry; report a bug if it persists") from exc
+        raise _failure(exc, _conn_path(conn), "a store operation") from exc
     finally:
         conn.close()
+
+
+def _conn_path(conn: sqlite3.Connection) -> Path:
+    try:
+        row = conn.execute("PRAGMA database_list").fetchone()
+        return Path(row[2]) if row and row[2] else db_path()
+    except sqlite3.Error:
+        return db_path()

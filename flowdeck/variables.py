@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flowdeck.errors import StoreError
-from flowdeck.store import open_store, transaction
+from flowdeck.store import decode_json, open_store, transaction
 
 __all__ = ["Variable", "delete_variable", "get_variable", "list_variables", "set_variable"]
 
@@ -69,7 +69,7 @@ def get_variable(name: str) -> Variable | None:
         if conn is None:
             return None
         row = conn.execute("SELECT value, updated_at FROM variables WHERE name = ?", (name,)).fetchone()
-    return None if row is None else Variable(name, json.loads(row[0]), row[1])
+    return None if row is None else Variable(name, _stored_value(name, row[0]), row[1])
 
 
 def list_variables() -> list[Variable]:
@@ -78,7 +78,13 @@ def list_variables() -> list[Variable]:
         if conn is None:
             return []
         rows = conn.execute("SELECT name, value, updated_at FROM variables ORDER BY name").fetchall()
-    return [Variable(name, json.loads(value), updated) for name, value, updated in rows]
+    return [Variable(name, _stored_value(name, value), updated) for name, value, updated in rows]
+
+
+def _stored_value(name: str, raw: object) -> Any:
+    return decode_json(raw, entry=f"variable {name}",
+                       remedy=f"set it again with `flowdeck variable set {name} VALUE` (or remove it with "
+                       f"`flowdeck variable rm {name}`)")
 
 
 def delete_variable(name: str) -> None:

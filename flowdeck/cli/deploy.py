@@ -141,8 +141,8 @@ def _cmd_deployment_promote(args: argparse.Namespace) -> int:
 def _cmd_deployment_rm(args: argparse.Namespace) -> int:
     from flowdeck.history import delete_deployment
 
-    row = delete_deployment(args.name)
-    out(f"removed {row.name} and its versions")
+    name = delete_deployment(args.name)
+    out(f"removed {name} and its versions")
     return EXIT_OK
 
 
@@ -175,10 +175,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.param_file:
         try:
             with open(args.param_file, encoding="utf-8") as fh:
-                param_file = json.load(fh) if args.param_file.endswith(".json") else _yaml_mapping(fh.read())
+                param_file = (json.load(fh) if args.param_file.endswith(".json")
+                              else _yaml_mapping(fh.read(), args.param_file))
         except OSError as exc:
             raise FlowdeckError(f"cannot read {args.param_file}: {exc.strerror}") from None
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise FlowdeckError(f"{args.param_file} is not valid JSON: {exc}") from None
         if not isinstance(param_file, dict):
             raise FlowdeckError(f"{args.param_file} must hold a mapping of parameter names to values")
@@ -201,13 +202,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _yaml_mapping(text: str) -> Any:
-    import yaml
+def _yaml_mapping(text: str, name: str) -> Any:
+    # The same bounded loader as prefect.yaml: an alias bomb or deep nesting is refused with a location.
+    from flowdeck.source import parse_yaml_text
 
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
+    data, _, _ = parse_yaml_text(text, name)
+    return data
 
 
 def _cmd_run_ls(args: argparse.Namespace) -> int:

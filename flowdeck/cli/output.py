@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from flowdeck.errors import FlowdeckWarning, UsageError
+from flowdeck.jsontypes import loads_bounded
 from flowdeck.redact import StreamRedactor, redact
 
 EXIT_OK, EXIT_USER, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -147,7 +148,7 @@ def parse_params(pairs: Sequence[str], flag: str = "--param") -> dict[str, Any]:
         if not sep or not key:
             raise UsageError(f"{flag} expects KEY=VALUE, got '{pair}'")
         try:
-            params[key] = json.loads(value)
+            params[key] = loads_bounded(value)
         except ValueError:
             params[key] = value
     return params

@@ -18,6 +18,7 @@ from flowdeck.cli.output import (
     print_table,
 )
 from flowdeck.errors import FlowdeckWarning, UsageError
+from flowdeck.jsontypes import loads_bounded
 
 
 def _read_stdin_secret() -> str:
@@ -75,7 +76,7 @@ def _cmd_block_create(args: argparse.Namespace) -> int:
             data = {"value": raw}
         else:
             try:
-                parsed = json.loads(raw)
+                parsed = loads_bounded(raw)
             except json.JSONDecodeError as exc:
                 raise StoreError(
                     f"--value is not valid JSON (line {exc.lineno}, column {exc.colno})",
@@ -181,7 +182,7 @@ def _cmd_variable_set(args: argparse.Namespace) -> int:
     value: Any = raw
     if args.json:
         try:
-            value = json.loads(raw)
+            value = loads_bounded(raw)
         except json.JSONDecodeError as exc:
             raise StoreError(
                 f"variable {args.name!r}: --json value is not valid JSON ({exc.msg}, column {exc.colno})",

@@ -137,7 +137,14 @@ def parse_expression(full_match: str, content: str, where: Where) -> Expression 
         if "No filter named" in str(exc.message):
             hint = f"the filters available are {', '.join(sorted(ALLOWED_FILTERS))}"
         raise where.error(f"invalid expression {full_match!r}: {exc.message}", hint=hint) from None
+    except RecursionError:  # jinja's parser and compiler recurse once per nesting level or operator
+        raise where.error(f"expression {_shorten(full_match)!r} is nested too deeply or chains too many "
+                          "operators or filters", hint="split it into several steps or simpler expressions") from None
     return Expression(full_match, source, names)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit // 2] + " … " + text[-limit // 2:]
 
 
 def expressions_in(text: str, where: Where | None = None) -> list[Expression]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from flowdeck.config import Project, load_project
 from flowdeck.errors import ConfigError, Location, Problem
+from flowdeck.validation.incomplete import check_incomplete_references
 from flowdeck.validation.references import check_references, template_errors
 from flowdeck.validation.report import ValidationReport
 from flowdeck.validation.schema import check_schema, check_semantics, check_unknown_keys
@@ -26,6 +27,7 @@ def validate_project(project: Project, *, strict: bool = False,
     report.extend(check_semantics(project))
     report.extend(check_steps(project))
     report.extend(template_errors(project))
+    report.extend(check_incomplete_references(project))
     report.extend(check_references(project, os.environ if env is None else env))
     if strict:
         report.problems = [
