@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from flowdeck.jsontypes import loads_bounded
 from flowdeck.secret_names import is_secret_name
 
 __all__ = [
@@ -120,8 +121,8 @@ def _nested(text: str) -> list[str]:
     if not text.lstrip().startswith(("{", "[")):
         return []
     try:
-        data = json.loads(text)
-    except ValueError:
+        data = loads_bounded(text)
+    except ValueError:  # not JSON, or nested too deep to be a credential: masked whole only
         return []
     found: list[str] = []
     stack: list[tuple[str, Any]] = [("", data)]
