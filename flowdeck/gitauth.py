@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -22,6 +22,7 @@ from flowdeck.redact import register_secret
 
 __all__ = [
     "GitCredentials",
+    "append_config",
     "clean_url",
     "credentials_from_inputs",
     "format_credentials",
@@ -203,13 +204,19 @@ def git_env(
         entries.append(("credential.helper", ""))
         entries.append(("core.askPass", ""))
         entries.append((f"http.{scope}.extraHeader", f"Authorization: {credentials.header()}"))
-    if entries:
-        try:
-            count = int(env.get("GIT_CONFIG_COUNT", "0"))
-        except ValueError:
-            count = 0
-        for offset, (key, value) in enumerate(entries):
-            env[f"GIT_CONFIG_KEY_{count + offset}"] = key
-            env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
-        env["GIT_CONFIG_COUNT"] = str(count + len(entries))
+    append_config(env, entries)
     return env
+
+
+def append_config(env: dict[str, str], entries: Sequence[tuple[str, str]]) -> None:
+    """Add git config ``entries`` to ``env`` through ``GIT_CONFIG_COUNT``, after any already there."""
+    if not entries:
+        return
+    try:
+        count = int(env.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        count = 0
+    for offset, (key, value) in enumerate(entries):
+        env[f"GIT_CONFIG_KEY_{count + offset}"] = key
+        env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
+    env["GIT_CONFIG_COUNT"] = str(count + len(entries))
