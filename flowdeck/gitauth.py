@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,9 @@ __all__ = [
     "format_credentials",
     "git_env",
     "host_base",
+    "local_path",
     "split_userinfo",
+    "transport",
 ]
 
 
@@ -65,6 +68,34 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
     return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), userinfo
+
+
+# git's ``<transport>::<address>`` form and ``<scheme>://`` URLs.
+_HELPER = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)::")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def transport(repository: str) -> str:
+    """The git transport ``repository`` would use, by git's names (``file`` for a local path)."""
+    helper = _HELPER.match(repository)
+    if helper:
+        return helper.group(1).lower()
+    scheme = _SCHEME.match(repository)
+    if scheme:
+        name = scheme.group(1).lower()
+        return "ssh" if name in {"git+ssh", "ssh+git"} else name
+    head, colon, _ = repository.partition(":")
+    # git's rule: a colon before any slash makes it scp-like ssh (``git@host:org/repo``).
+    return "ssh" if colon and "/" not in head else "file"
+
+
+def local_path(repository: str) -> str | None:
+    """The directory of a ``file``-transport repository (``file://`` URL or path); None for other ones."""
+    if transport(repository) != "file":
+        return None
+    if repository.lower().startswith("file://"):
+        return unquote(urlsplit(repository).path)
+    return repository
 
 
 def clean_url(url: str) -> str:

@@ -34,6 +34,7 @@ from flowdeck.gitauth import (
     format_credentials,
     git_env,
     split_userinfo,
+    transport,
 )
 from flowdeck.gitcache import fetch_from_mirror, has_commit, locked_mirror, update_mirror
 from flowdeck.gitrun import ALLOWED_PROTOCOLS, GitCommandError, git, git_output, retrying
@@ -45,23 +46,6 @@ __all__ = ["destination_name", "git_clone", "transport"]
 log = logging.getLogger("flowdeck.steps.git")
 
 _SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
-# git's ``<transport>::<address>`` form and ``<scheme>://`` URLs.
-_HELPER = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)::")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-
-
-def transport(repository: str) -> str:
-    """The git transport ``repository`` would use, by git's names (``file`` for a local path)."""
-    helper = _HELPER.match(repository)
-    if helper:
-        return helper.group(1).lower()
-    scheme = _SCHEME.match(repository)
-    if scheme:
-        name = scheme.group(1).lower()
-        return "ssh" if name in {"git+ssh", "ssh+git"} else name
-    head, colon, _ = repository.partition(":")
-    # git's rule: a colon before any slash makes it scp-like ssh (``git@host:org/repo``).
-    return "ssh" if colon and "/" not in head else "file"
 
 
 def destination_name(repository: str, branch: str | None, clone_directory_name: str | None) -> str:

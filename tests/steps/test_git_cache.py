@@ -54,8 +54,9 @@ def test_a_cached_pinned_commit_needs_no_network(
     old = repo.shas[0]
     repo.commit({"later.txt": "l"})
     url = git_http_server.url(repo.name)
-    git_clone(url, access_token=git_http_server.token)  # fills the cache
+    git_clone(url, access_token=git_http_server.token)  # fills the cache, and proves the token to it
     mark = git_http_server.mark()
+    # Within gitcache.PROOF_TTL of that proof; test_git_cache_access covers the check made after it.
     out = git_clone(url, commit_sha=old, access_token=git_http_server.token, clone_directory_name="pinned")
     assert head(project / out["directory"]) == old
     assert git_http_server.since(mark) == []
