@@ -285,7 +285,11 @@ def git(
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc.pid)
-            stdout, raw_stderr = proc.communicate()
+            try:
+                stdout, raw_stderr = proc.communicate(timeout=10)
+            except subprocess.TimeoutExpired:  # a daemon that left the group holds the pipes open
+                proc.wait()
+                stdout, raw_stderr = "", ""
     except BaseException:
         _kill_group(proc.pid)
         proc.wait()
