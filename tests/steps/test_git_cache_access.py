@@ -14,6 +14,7 @@ from flowdeck import gitrun
 from flowdeck.errors import GitError
 from flowdeck.gitcache import forget_proofs, mirror_path
 from flowdeck.steps.git import git_clone
+from tests.conftest import CliRunner
 from tests.servers.flaky_proxy import FlakyProxy
 from tests.servers.git import GitDaemon, GitHttpServer, RepoBuilder
 from tests.steps.gitutil import assert_nowhere, head
@@ -221,3 +222,38 @@ def test_an_unreadable_local_repository_is_not_served_from_the_cache(
     repo.bare.parent.joinpath(repo.bare.name).symlink_to(blocker / "x")
     with pytest.raises(GitError, match="cannot read"):
         git_clone(url, commit_sha=repo.shas[0], clone_directory_name="offline")
+
+
+@pytest.mark.parametrize("caller", ["wrong-token", "no-token", "right-token"])
+def test_steps_run_pull_checks_the_token_before_a_cache_hit(
+    git_http_server: GitHttpServer, make_repo: MakeRepo, project: Path, cli: type[CliRunner], caller: str
+) -> None:
+    repo = make_repo()
+    url = git_http_server.url(repo.name, "gitlab.localhost")
+    token = git_http_server.token
+    git_clone(url, commit_sha=repo.shas[-1], access_token=token, clone_directory_name="owner")
+    (project / "prefect.yaml").write_text(
+        "name: demo\n"
+        "prefect-version: 3.0.0\n"
+        "pull:\n"
+        "  - prefect.deployments.steps.git_clone:\n"
+        f"      repository: {url}\n"
+        f"      commit_sha: {repo.shas[-1]}\n"
+        "      clone_directory_name: mine\n"
+        + ('      access_token: "{{ $FD_TEST_TOKEN }}"\n' if caller != "no-token" else "")
+    )
+    given = {"wrong-token": WRONG, "right-token": token, "no-token": ""}[caller]
+    result = cli.run("steps", "run", "pull", cwd=project, env={"FD_TEST_TOKEN": given}, timeout=120)
+    assert_nowhere(token, result.output)
+    assert_nowhere(WRONG, result.output)
+    if caller == "right-token":
+        assert result.code == 0, result.output
+        assert f"git cache hit: {repo.shas[-1]}" in result.output
+        assert head(project / "mine") == repo.shas[-1]
+        return
+    assert result.code == 1, result.output
+    assert "error: prefect.yaml:4:5: pull[0] git_clone failed: Failed to clone repository" in result.stderr
+    assert "authentication failed" in result.stderr
+    assert "git cache hit" not in result.output
+    assert "Traceback" not in result.output
+    assert not (project / "mine").exists()
