@@ -5,19 +5,22 @@ redaction, and a missing credential fails at once instead of waiting for input. 
 :data:`ALLOWED_PROTOCOLS` run (``GIT_ALLOW_PROTOCOL``): ``fd::``, ``ext::`` and remote helpers of unknown
 schemes could wait on a pipe forever or run commands. Each git runs in a process group of its own, which
 is killed (helpers such as ``git-remote-https`` included) when the command times out, when the calling
-code is interrupted (KeyboardInterrupt, any exception), when flowdeck gets SIGTERM or SIGHUP, and at exit:
-no git child outlives flowdeck.
+code is interrupted (KeyboardInterrupt, any exception), when flowdeck gets SIGTERM or SIGHUP, and at exit.
+A flowdeck killed outright (SIGKILL) cannot clean up: on Linux each git asks the kernel to kill it when
+flowdeck dies (``PR_SET_PDEATHSIG``), and its helpers then end at their next read or write on its pipes.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
 import logging
 import os
 import random
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -188,7 +191,7 @@ def _tail(stderr: str, lines: int = 3) -> str:
 
 # Process groups of the git commands running now; killed on a terminating signal and at exit.
 _live: set[int] = set()
-_live_lock = threading.Lock()
+_live_lock = threading.RLock()  # re-entrant: the signal handler may run while the main thread holds it
 _handlers_installed = False
 
 
@@ -231,6 +234,29 @@ def _install_handlers() -> None:
         signal.signal(sig, functools.partial(_on_signal, previous))
 
 
+_PR_SET_PDEATHSIG = 1
+_prctl: Callable[..., int] | None = None
+if sys.platform.startswith("linux"):
+    try:
+        _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # no libc symbols (static builds): no parent-death signal
+        _prctl = None
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the kernel SIGKILL the child when ``parent`` dies (Linux only)."""
+    prctl = _prctl
+    if prctl is None:
+        return None
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the request took effect
+            os._exit(1)
+
+    return preexec
+
+
 def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
     child = dict(os.environ if env is None else env)
     child["GIT_TERMINAL_PROMPT"] = "0"
@@ -271,6 +297,7 @@ def git(
             text=True,
             errors="replace",
             start_new_session=True,
+            preexec_fn=_die_with(os.getpid()),
         )
     except FileNotFoundError as exc:
         raise GitError(

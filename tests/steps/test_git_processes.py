@@ -15,11 +15,12 @@ from flowdeck.errors import StepInputError
 from flowdeck.gitrun import GitCommandError, git
 from flowdeck.steps.git import git_clone, transport
 from tests.conftest import CliRunner
-from tests.steps.gitutil import start_worker
+from tests.steps.gitutil import WORKER, start_worker
 
 
-def _processes_mentioning(marker: str) -> list[int]:
-    """Live processes whose command line contains ``marker`` (zombies have none)."""
+def _processes_mentioning(marker: str, *, helpers: bool = True) -> list[int]:
+    """Live processes whose command line contains ``marker`` (zombies have none); without git's
+    remote helpers (``git remote-https ...``, ``git-remote-https ...``) when ``helpers`` is False."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
@@ -29,15 +30,15 @@ def _processes_mentioning(marker: str) -> list[int]:
                 cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if marker in cmdline:
+        if marker in cmdline and (helpers or "remote-" not in cmdline):
             found.append(int(entry))
     return found
 
 
-def _wait_until_gone(marker: str, seconds: float = 10.0) -> list[int]:
+def _wait_until_gone(marker: str, seconds: float = 10.0, *, helpers: bool = True) -> list[int]:
     # Killing is asynchronous: give the kernel a moment before declaring a survivor.
     deadline = time.monotonic() + seconds
-    while (left := _processes_mentioning(marker)) and time.monotonic() < deadline:
+    while (left := _processes_mentioning(marker, helpers=helpers)) and time.monotonic() < deadline:
         time.sleep(0.05)
     return left
 
@@ -137,7 +138,12 @@ def test_a_git_that_does_not_finish_is_killed_with_its_helpers(silent_server: st
 def test_no_git_outlives_a_worker_stopped_by_a_signal(
     project: Path, silent_server: str, sig: signal.Signals
 ) -> None:
-    worker = start_worker(project, {"repository": silent_server, "cache": False}, "tok-1234567890")
+    # A shell that starts the tests in the background makes them ignore SIGINT, and Python keeps an
+    # inherited "ignore": give the worker Python's own SIGINT handler back.
+    prelude = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    worker = start_worker(
+        project, {"repository": silent_server, "cache": False}, "tok-1234567890", code=prelude + WORKER
+    )
     deadline = time.monotonic() + 60
     while not _processes_mentioning(silent_server):
         assert worker.poll() is None, worker.communicate()
@@ -148,3 +154,17 @@ def test_no_git_outlives_a_worker_stopped_by_a_signal(
     worker.communicate(timeout=60)
     assert worker.returncode != 0
     assert _wait_until_gone(silent_server) == []
+
+
+def test_git_dies_with_a_worker_killed_outright(project: Path, silent_server: str) -> None:
+    # SIGKILL leaves flowdeck no chance to clean up: the kernel kills git (PR_SET_PDEATHSIG). Its helper,
+    # stuck on a server that never answers, only ends at its next pipe use; the fixture removes it.
+    worker = start_worker(project, {"repository": silent_server, "cache": False}, "tok-1234567890")
+    deadline = time.monotonic() + 60
+    while not _processes_mentioning(silent_server, helpers=False):
+        assert worker.poll() is None, worker.communicate()
+        assert time.monotonic() < deadline, "git never started"
+        time.sleep(0.05)
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.communicate(timeout=60)
+    assert _wait_until_gone(silent_server, helpers=False) == []
