@@ -1,8 +1,9 @@
 """The worker's git cache: one bare mirror per repository URL, updated incrementally, cloned locally.
 
 A worker clones the same repository before every flow run. With the cache, only the first run transfers
-the history; later runs ask the server what changed (or, for a pinned sha already present, nothing at all)
-and clone from the mirror on local disk with hard links.
+the history; later runs ask the server what changed (or, for a pinned sha already present, only whether
+the caller may read the repository) and clone from the mirror on local disk, with hard links when it is on
+the same filesystem, else by copying.
 
 Layout: ``<cache_dir>/git/<name>-<sha256(url)[:16]>.git`` where ``url`` is the credential-free URL, so no
 secret ever appears in a path or in the mirror's config. Every use of a mirror holds ``<mirror>.lock``

@@ -7,7 +7,10 @@ Compared with ``prefect.deployments.steps.git_clone``:
 - ``commit_sha`` fetches just that commit (``--depth 1``), falling back to a full fetch only when the
   server refuses;
 - re-running updates the clone in place, and a pinned commit already present needs no network;
-- a worker-wide cache of bare mirrors (:mod:`flowdeck.gitcache`) makes repeated clones local;
+- a worker-wide cache of bare mirrors (:mod:`flowdeck.gitcache`) makes repeated clones local, and
+  never serves a caller what the server would refuse them;
+- only the https, http, ssh, git and file transports run (never ``fd::``/``ext::``), and no git child
+  outlives the step (:mod:`flowdeck.gitrun`);
 - transient network failures are retried with bounded backoff, and errors carry a hint.
 """
 
@@ -299,7 +302,7 @@ def _local_clone(mirror: Path, tmp: Path) -> None:
                 raise
             # Same device but links refused (some overlay and network filesystems): copy instead.
             shutil.rmtree(tmp, ignore_errors=True)
-    log.info("the git cache is on another filesystem than %s; copying instead of linking", tmp.parent)
+    log.info("the git cache cannot be hard-linked into %s (another filesystem); copying it", tmp.parent)
     git([*args, "--no-hardlinks", "--", str(mirror), str(tmp)])
 
 
