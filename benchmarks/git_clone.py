@@ -7,13 +7,21 @@ It builds a repository with ``git fast-import``, serves it with git-daemon on 12
 cold (no cache, then an empty cache) and warm (a filled cache into a new directory, then a re-run into the
 existing clone) clones at a branch and at a ``commit_sha`` 100 commits behind. Each time is printed as a
 ratio to a plain ``git clone`` (plus ``git checkout <sha>`` for the pinned case) run in the same script.
+
+A cache hit first proves the caller's access to the server (``git ls-remote URL HEAD``, remembered for a
+minute in the process). The second table measures what that costs where it matters, over HTTPS with a
+token (the token-checking test server, ``tests/servers/git_http_server.py``, on loopback): the check
+alone, and a warm ``commit_sha`` clone with the check against the same clone with the proof remembered
+(that is, without the check), both also as ratios to a plain ``git clone`` over the same HTTPS.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import secrets
 import shutil
 import socket
 import statistics
@@ -104,6 +112,7 @@ def main() -> int:
     )
     os.environ.pop("FLOWDECK_NO_CACHE", None)
     (work / "home").mkdir()
+    from flowdeck.gitcache import forget_proofs
     from flowdeck.steps.git import git_clone  # after the environment is set
 
     served = work / "served"
@@ -143,6 +152,11 @@ def main() -> int:
 
         def no_reset() -> None:
             pass
+
+        def fresh_and_forget() -> None:
+            # As in a new worker process: the proof of access made by an earlier run is not remembered.
+            fresh_dir()
+            forget_proofs()
 
         def empty_cache() -> None:
             shutil.rmtree(work / "cache", ignore_errors=True)
@@ -190,6 +204,12 @@ def main() -> int:
             "warm cache, commit_sha, new directory",
             base_sha,
             lambda: git_clone(url, commit_sha=sha),
+            fresh_and_forget,
+        )
+        case(
+            "warm cache, commit_sha, new dir, proof kept",
+            base_sha,
+            lambda: git_clone(url, commit_sha=sha),
             fresh_dir,
         )
         fresh_dir()
@@ -197,6 +217,7 @@ def main() -> int:
         git_clone(url, commit_sha=sha)
         case("warm, branch, existing clone", base_branch, lambda: git_clone(url, branch="main"), no_reset)
         case("warm, commit_sha, existing clone", base_sha, lambda: git_clone(url, commit_sha=sha), no_reset)
+        https_rows = _https_cases(work, served, sha, runs, fresh_dir, fresh_and_forget)
     finally:
         os.killpg(daemon.pid, 15)
         daemon.wait(10)
@@ -210,7 +231,85 @@ def main() -> int:
     print(f"{'case':42} {'seconds':>9} {'x plain git clone':>18}")
     for name, seconds, ratio in rows:
         print(f"{name:42} {seconds:9.3f} {ratio:18.2f}")
+    print("\nthe access check on a cache hit, over HTTPS with a token (loopback, TLS, the test server)\n")
+    print(f"{'case':42} {'seconds':>9} {'x plain clone':>14} {'x without check':>16}")
+    for name, seconds, plain, without in https_rows:
+        print(f"{name:42} {seconds:9.3f} {plain:14.2f} {without:16.2f}")
     return 0
+
+
+def _https_cases(
+    work: Path,
+    served: Path,
+    sha: str,
+    runs: int,
+    fresh_dir: Callable[[], None],
+    fresh_and_forget: Callable[[], None],
+) -> list[tuple[str, float, float, float]]:
+    """Serve ``served`` over HTTPS with a token and time the check; rows of (name, s, x plain, x no check)."""
+    from flowdeck.gitauth import format_credentials, git_env
+    from flowdeck.gitcache import forget_proofs, mirror_path, prove_access
+    from flowdeck.steps.git import git_clone
+    from tests.servers.git import make_test_tls
+
+    tls = make_test_tls(work / "tls")
+    token = "bench-" + secrets.token_hex(12)
+    secrets_file = work / "secrets.json"
+    secrets_file.write_text(json.dumps({"token": token, "pairs": []}))
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "servers" / "git_http_server.py"),
+            "--root",
+            str(served),
+            "--port",
+            str(port),
+            "--secrets",
+            str(secrets_file),
+            "--tls-cert",
+            str(tls["cert"]),
+            "--tls-key",
+            str(tls["key"]),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None
+        if not server.stdout.readline().startswith("READY"):
+            raise SystemExit("the HTTPS git server did not start")
+        os.environ["GIT_SSL_CAINFO"] = str(tls["ca"])
+        url = f"https://127.0.0.1:{port}/bench.git"
+        env = git_env(url, format_credentials(url, {"access_token": token}))
+
+        def plain_sha() -> None:
+            # The token travels as flowdeck sends it (an extraHeader in the environment), never in argv.
+            subprocess.run(
+                ["git", "clone", "--quiet", "--no-checkout", url, "plain"], env=env, check=True
+            )
+            subprocess.run(["git", "checkout", "--quiet", "--detach", sha], cwd="plain", check=True)
+
+        def check() -> None:
+            prove_access(mirror_path(url), url, env)
+
+        fresh_dir()
+        git_clone(url, access_token=token)  # fill the cache for this URL
+        base = timed(plain_sha, runs, fresh_dir)
+        without = timed(lambda: git_clone(url, commit_sha=sha, access_token=token), runs, fresh_dir)
+        with_check = timed(lambda: git_clone(url, commit_sha=sha, access_token=token), runs, fresh_and_forget)
+        alone = timed(check, max(runs, 5), forget_proofs)
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(10)
+    return [
+        ("plain git clone + checkout <sha>, https", base, 1.0, base / without),
+        ("warm commit_sha, new dir, without check", without, without / base, 1.0),
+        ("warm commit_sha, new dir, with check", with_check, with_check / base, with_check / without),
+        ("the check alone (ls-remote HEAD)", alone, alone / base, alone / without),
+    ]
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import base64
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -22,12 +23,15 @@ from flowdeck.redact import register_secret
 
 __all__ = [
     "GitCredentials",
+    "append_config",
     "clean_url",
     "credentials_from_inputs",
     "format_credentials",
     "git_env",
     "host_base",
+    "local_path",
     "split_userinfo",
+    "transport",
 ]
 
 
@@ -64,6 +68,34 @@ def split_userinfo(url: str) -> tuple[str, str | None]:
         return url, None
     userinfo, _, hostport = parts.netloc.rpartition("@")
     return urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment)), userinfo
+
+
+# git's ``<transport>::<address>`` form and ``<scheme>://`` URLs.
+_HELPER = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)::")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+def transport(repository: str) -> str:
+    """The git transport ``repository`` would use, by git's names (``file`` for a local path)."""
+    helper = _HELPER.match(repository)
+    if helper:
+        return helper.group(1).lower()
+    scheme = _SCHEME.match(repository)
+    if scheme:
+        name = scheme.group(1).lower()
+        return "ssh" if name in {"git+ssh", "ssh+git"} else name
+    head, colon, _ = repository.partition(":")
+    # git's rule: a colon before any slash makes it scp-like ssh (``git@host:org/repo``).
+    return "ssh" if colon and "/" not in head else "file"
+
+
+def local_path(repository: str) -> str | None:
+    """The directory of a ``file``-transport repository (``file://`` URL or path); None for other ones."""
+    if transport(repository) != "file":
+        return None
+    if repository.lower().startswith("file://"):
+        return unquote(urlsplit(repository).path)
+    return repository
 
 
 def clean_url(url: str) -> str:
@@ -203,13 +235,19 @@ def git_env(
         entries.append(("credential.helper", ""))
         entries.append(("core.askPass", ""))
         entries.append((f"http.{scope}.extraHeader", f"Authorization: {credentials.header()}"))
-    if entries:
-        try:
-            count = int(env.get("GIT_CONFIG_COUNT", "0"))
-        except ValueError:
-            count = 0
-        for offset, (key, value) in enumerate(entries):
-            env[f"GIT_CONFIG_KEY_{count + offset}"] = key
-            env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
-        env["GIT_CONFIG_COUNT"] = str(count + len(entries))
+    append_config(env, entries)
     return env
+
+
+def append_config(env: dict[str, str], entries: Sequence[tuple[str, str]]) -> None:
+    """Add git config ``entries`` to ``env`` through ``GIT_CONFIG_COUNT``, after any already there."""
+    if not entries:
+        return
+    try:
+        count = int(env.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        count = 0
+    for offset, (key, value) in enumerate(entries):
+        env[f"GIT_CONFIG_KEY_{count + offset}"] = key
+        env[f"GIT_CONFIG_VALUE_{count + offset}"] = value
+    env["GIT_CONFIG_COUNT"] = str(count + len(entries))

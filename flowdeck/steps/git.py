@@ -7,7 +7,10 @@ Compared with ``prefect.deployments.steps.git_clone``:
 - ``commit_sha`` fetches just that commit (``--depth 1``), falling back to a full fetch only when the
   server refuses;
 - re-running updates the clone in place, and a pinned commit already present needs no network;
-- a worker-wide cache of bare mirrors (:mod:`flowdeck.gitcache`) makes repeated clones local;
+- a worker-wide cache of bare mirrors (:mod:`flowdeck.gitcache`) makes repeated clones local, and
+  never serves a caller what the server would refuse them;
+- only the https, http, ssh, git and file transports run (never ``fd::``/``ext::``), and no git child
+  outlives the step (:mod:`flowdeck.gitrun`);
 - transient network failures are retried with bounded backoff, and errors carry a hint.
 """
 
@@ -34,13 +37,14 @@ from flowdeck.gitauth import (
     format_credentials,
     git_env,
     split_userinfo,
+    transport,
 )
 from flowdeck.gitcache import fetch_from_mirror, has_commit, locked_mirror, update_mirror
-from flowdeck.gitrun import GitCommandError, git, git_output, retrying
+from flowdeck.gitrun import ALLOWED_PROTOCOLS, GitCommandError, git, git_output, retrying
 from flowdeck.paths import cache_enabled
 from flowdeck.redact import register_secret
 
-__all__ = ["destination_name", "git_clone"]
+__all__ = ["destination_name", "git_clone", "transport"]
 
 log = logging.getLogger("flowdeck.steps.git")
 
@@ -77,6 +81,14 @@ def _check_args(
             )
     if not isinstance(repository, str) or not repository.strip():
         raise StepInputError("`repository` must be a repository URL", hint="set `repository: https://...`")
+    kind = transport(repository.strip())
+    if kind not in ALLOWED_PROTOCOLS:
+        # Only the transport's name is shown: the rest of such a "URL" may be a command or a secret.
+        raise StepInputError(
+            f"`repository` uses the git transport '{kind}', which flowdeck does not run: it can wait for "
+            "input forever or run commands",
+            hint="use an https, http, ssh (git@host:org/repo.git), git:// or file:// URL, or a local path",
+        )
     if branch and commit_sha:
         raise StepInputError(
             "Cannot provide both a branch and a commit SHA. Please provide only one.",
@@ -251,7 +263,7 @@ def _clone_via_cache(tmp: Path, job: _Job) -> None:
         update_mirror(
             mirror, job.url, job.env, branch=job.branch, commit_sha=job.commit_sha, failure=job.failure
         )
-        git(["clone", "--quiet", "--local", "--no-checkout", "--", str(mirror), str(tmp)])
+        _local_clone(mirror, tmp)
     # The clone must point at the real repository, never at the cache.
     git(["remote", "set-url", "origin", job.url], cwd=tmp)
     _sparse(tmp, job)
@@ -271,6 +283,27 @@ def _clone_via_cache(tmp: Path, job: _Job) -> None:
             )
     else:
         git(["checkout", "--quiet", "--force"], cwd=tmp)
+
+
+def _local_clone(mirror: Path, tmp: Path) -> None:
+    """Clone the mirror with hard links when it shares a filesystem with ``tmp``, else by copying.
+
+    ``--local`` makes git fail ("Invalid cross-device link") rather than copy when a link is impossible,
+    e.g. with the working directory on a tmpfs. A copy, not ``--reference``/alternates: the clone must not
+    depend on a cache that may be deleted.
+    """
+    args = ["clone", "--quiet", "--no-checkout"]
+    if os.stat(mirror).st_dev == os.stat(tmp.parent).st_dev:
+        try:
+            git([*args, "--local", "--", str(mirror), str(tmp)])
+            return
+        except GitCommandError as exc:
+            if "failed to create link" not in exc.stderr:
+                raise
+            # Same device but links refused (some overlay and network filesystems): copy instead.
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("the git cache cannot be hard-linked into %s (another filesystem); copying it", tmp.parent)
+    git([*args, "--no-hardlinks", "--", str(mirror), str(tmp)])
 
 
 def _sparse(repo: Path, job: _Job) -> None:

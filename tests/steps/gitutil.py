@@ -62,7 +62,9 @@ def assert_not_in_tree(token: str, root: Path) -> None:
                 assert form not in data, f"secret leaked into {path}"
 
 
-def start_worker(cwd: Path, kwargs: dict[str, object], token: str | None = None) -> subprocess.Popen[str]:
+def start_worker(
+    cwd: Path, kwargs: dict[str, object], token: str | None = None, *, code: str = WORKER
+) -> subprocess.Popen[str]:
     """Start the step in a separate process (a worker), in its own session so it can be killed alone."""
     env = dict(os.environ)
     env["PYTHONPATH"] = str(REPO_ROOT)
@@ -70,7 +72,7 @@ def start_worker(cwd: Path, kwargs: dict[str, object], token: str | None = None)
     if token:
         env["FD_TOKEN"] = token
     return subprocess.Popen(
-        [sys.executable, "-c", WORKER],
+        [sys.executable, "-c", code],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,

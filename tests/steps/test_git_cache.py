@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from flowdeck.gitcache import mirror_path
 from flowdeck.paths import cache_dir
 from flowdeck.steps.git import git_clone
 from tests.servers.git import GitHttpServer, RepoBuilder
+from tests.servers.process import unavailable
 from tests.steps.gitutil import git_out, head, start_worker
 
 MakeRepo = Callable[..., RepoBuilder]
@@ -53,8 +54,9 @@ def test_a_cached_pinned_commit_needs_no_network(
     old = repo.shas[0]
     repo.commit({"later.txt": "l"})
     url = git_http_server.url(repo.name)
-    git_clone(url, access_token=git_http_server.token)  # fills the cache
+    git_clone(url, access_token=git_http_server.token)  # fills the cache, and proves the token to it
     mark = git_http_server.mark()
+    # Within gitcache.PROOF_TTL of that proof; test_git_cache_access covers the check made after it.
     out = git_clone(url, commit_sha=old, access_token=git_http_server.token, clone_directory_name="pinned")
     assert head(project / out["directory"]) == old
     assert git_http_server.since(mark) == []
@@ -181,3 +183,49 @@ def test_a_renamed_default_branch_is_followed(
     out = git_clone(url, access_token=git_http_server.token, clone_directory_name="b")
     assert head(project / out["directory"]) == trunk
     assert git_out(project / out["directory"], "branch", "--show-current") == "trunk"
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real tmpfs (another filesystem than the cache's), mounted for the test and unmounted after it."""
+    mount = tmp_path / "tmpfs"
+    mount.mkdir()
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=200m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        unavailable("mounting a tmpfs", f"run the tests as root: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount)], capture_output=True, check=False)
+
+
+@pytest.mark.parametrize("where", ["workdir", "cache"])
+def test_the_cache_works_across_filesystems(
+    git_http_server: GitHttpServer,
+    make_repo: MakeRepo,
+    project: Path,
+    tmpfs: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    repo = make_repo()
+    url = git_http_server.url(repo.name)
+    if where == "workdir":  # TMPDIR-style: the flow's working directory on a tmpfs, the cache on disk
+        workdir = tmpfs / "work"
+        workdir.mkdir()
+        monkeypatch.chdir(workdir)
+    else:
+        workdir = project
+        monkeypatch.setenv("FLOWDECK_CACHE_DIR", str(tmpfs / "cache"))
+    token = git_http_server.token
+    out = git_clone(url, access_token=token, clone_directory_name="a")
+    assert head(workdir / out["directory"]) == repo.shas[-1]
+    out = git_clone(url, commit_sha=repo.shas[0], access_token=token, clone_directory_name="b")
+    assert head(workdir / out["directory"]) == repo.shas[0]
+    assert os.stat(workdir / "a").st_dev != os.stat(mirror_path(url)).st_dev
+    assert git_out(workdir / "a", "fsck", "--connectivity-only") == ""

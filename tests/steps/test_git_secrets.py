@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flowdeck.errors import GitError
+from flowdeck.gitcache import forget_proofs
 from flowdeck.paths import cache_dir
 from flowdeck.steps.git import git_clone
 from tests.servers.git import GitHttpServer, RepoBuilder
@@ -146,8 +148,19 @@ def test_the_token_never_shows_in_the_process_list(
     scanner = threading.Thread(target=scan)
     scanner.start()
     try:
-        for host in ("github.localhost", "gitlab.localhost"):
-            kwargs = {"repository": git_http_server.url(repo.name, host), "clone_directory_name": host}
+        runs: list[dict[str, object]] = [
+            {"repository": git_http_server.url(repo.name, host), "clone_directory_name": host}
+            for host in ("github.localhost", "gitlab.localhost")
+        ]
+        # A pinned commit already in the cache: the worker proves the token with ls-remote first.
+        runs.append(
+            {
+                "repository": git_http_server.url(repo.name, "gitlab.localhost"),
+                "commit_sha": repo.shas[-1],
+                "clone_directory_name": "pinned",
+            }
+        )
+        for kwargs in runs:
             worker = start_worker(project, kwargs, token)
             stdout, stderr = worker.communicate(timeout=120)
             assert worker.returncode == 0, stderr
@@ -157,3 +170,42 @@ def test_the_token_never_shows_in_the_process_list(
         scanner.join()
     assert any(("clone" in c or "fetch" in c or "remote-https" in c) for c in seen), "no git process was seen"
     assert_nowhere(token, *seen)
+
+
+def test_the_token_is_never_in_gits_argv_nor_files_including_the_access_check(
+    git_http_server: GitHttpServer,
+    make_repo: MakeRepo,
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    # Every git flowdeck starts goes through this recorder first (then the real git runs), so the check
+    # does not depend on catching short-lived processes in /proc.
+    real = shutil.which("git")
+    assert real is not None
+    argv_log = tmp_path / "argv.log"
+    shim = tmp_path / "bin" / "git"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> "{argv_log}"\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{shim.parent}{os.pathsep}{os.environ['PATH']}")
+    token = git_http_server.token
+    wrong = "fdWRONG/" + token[::-1]
+    repo = make_repo()
+    url = git_http_server.url(repo.name, "gitlab.localhost")
+    git_clone(url, commit_sha=repo.shas[-1], access_token=token, clone_directory_name="a")
+    forget_proofs()
+    git_clone(url, commit_sha=repo.shas[-1], access_token=token, clone_directory_name="b")  # proof, then hit
+    with pytest.raises(GitError) as info:
+        git_clone(url, commit_sha=repo.shas[-1], access_token=wrong, clone_directory_name="c")
+    git_clone(url, branch="main", access_token=token, clone_directory_name="b")  # the update path
+    argv = argv_log.read_text()
+    assert "ls-remote --quiet " + url + " HEAD" in argv
+    captured = capfd.readouterr()
+    for secret in (token, wrong):
+        assert_nowhere(secret, argv, caplog.text, captured.out, captured.err, str(info.value))
+        assert_not_in_tree(secret, project)
+        assert_not_in_tree(secret, cache_dir())
