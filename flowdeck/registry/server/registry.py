@@ -48,6 +48,12 @@ def _split(name: str) -> tuple[str, str]:
     return flow, dep
 
 
+def _concurrency(dep: Mapping[str, Any]) -> Any:
+    """A deployment's concurrency limit: the server keeps it as a global limit of its own."""
+    limit = (dep.get("global_concurrency_limit") or {}).get("limit")
+    return limit if limit is not None else dep.get("concurrency_limit")
+
+
 class ServerRegistry:
     """:class:`~flowdeck.registry.base.Registry` over a Prefect server's REST API."""
 
@@ -98,7 +104,7 @@ class ServerRegistry:
         dep = dep or {}
         schedules = [s.get("schedule") for s in dep.get("schedules") or []]
         return DeploymentRow(name, flow, short, live_rev, schedules, bool(dep.get("paused", False)),
-                             dep.get("concurrency_limit"), len(versions) or None, str(dep.get("updated") or ""))
+                             _concurrency(dep), len(versions) or None, str(dep.get("updated") or ""))
 
     def list_deployments(self) -> list[DeploymentRow]:
         """Every deployment on the server (with flowdeck's revision numbers where it has them)."""
@@ -296,7 +302,7 @@ class ServerRegistry:
                     schedules=[dict(s.get("schedule") or {}, active=s.get("active", True), slug=s.get("slug"))
                                for s in (current or {}).get("schedules") or []],
                     paused=bool((current or {}).get("paused", False)),
-                    concurrency_limit=(current or {}).get("concurrency_limit"))
+                    concurrency_limit=_concurrency(current or {}))
                 self._apply(name, record, deployment_body(pending, record, label), current, artifact_id, label,
                             pending.content_hash, index + 1)
                 return self._version_row(name, index + 1, art, artifact_id)
