@@ -55,7 +55,7 @@ class PrefectServer:
 
 
 def _ready(url: str) -> bool:
-    with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
         return bool(response.status == 200)
 
 
