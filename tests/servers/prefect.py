@@ -60,12 +60,16 @@ def _ready(url: str) -> bool:
 
 
 def start_prefect_server(root: Path, *, database_url: str | None = None, auth_string: str | None = None,
-                         timeout: float = 180.0) -> PrefectServer:
-    """Start ``prefect server start`` on a free loopback port with its home under ``root``."""
+                         port: int | None = None, timeout: float = 180.0) -> PrefectServer:
+    """Start ``prefect server start`` on a loopback port (free, or ``port``) with its home under ``root``.
+
+    Starting again with the same ``root``, ``port`` and ``auth_string`` restarts the same server: the
+    database under its home survives.
+    """
     exe = prefect_bin()
     if not exe.exists():
         unavailable("a Prefect installation for the registry tests", "run scripts/setup-prefect")
-    port = free_port()
+    port = port or free_port()
     home = root / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     auth = auth_string or f"{AUTH_USER}:sentinel-{secrets.token_hex(10)}"

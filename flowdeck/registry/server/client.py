@@ -90,7 +90,8 @@ def _detail(response: httpx.Response) -> Any:
     except ValueError:
         return response.text[:300]
     if isinstance(body, dict):
-        return body.get("detail") or body.get("exception_message") or body
+        # A 422 says what is wrong in `exception_detail`; never echo `request_body` (it may hold a secret).
+        return body.get("detail") or body.get("exception_detail") or body.get("exception_message") or "(no detail)"
     return body
 
 

@@ -243,9 +243,12 @@ class ServerRegistry:
             states.append((item, existing, pointer))
         # Record every version (not live yet); on failure remove what this call recorded.
         posted: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]] = []
+        revisions: dict[str, int] = {}
         try:
             for item, existing, pointer in states:
-                posted.append((item, existing, pointer, self._post_version(item)))
+                art = self._post_version(item)
+                posted.append((item, existing, pointer, art))
+                revisions[item.name] = self._revision_of(item.name, art["id"])
         except RegistryError:
             self._forget(posted)
             raise
@@ -253,7 +256,7 @@ class ServerRegistry:
         done: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
         try:
             for item, existing, pointer, art in posted:
-                revision = self._revision_of(item.name, art["id"])
+                revision = revisions[item.name]
                 if item.promote:
                     self._apply(item.name, item.record, deployment_body(item, item.record, item.label), existing,
                                 art["id"], item.label, item.content_hash, revision)
