@@ -221,9 +221,6 @@ class ServerRegistry:
         states: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
         outcomes: dict[str, RecordOutcome] = {}
         for item in pending:
-            pool = (item.record.get("work_pool") or {}).get("name")
-            if pool and item.promote:
-                self._check_pool(str(pool), item.create_pool)
             existing = self._deployment(item.name)
             pointer = self._live_pointer(item.name)
             if not item.force:
@@ -240,6 +237,10 @@ class ServerRegistry:
                         outcomes[item.name] = RecordOutcome(item.name, "unchanged", len(versions),
                                                             str(last["data"].get("label")), live)
                         continue
+            # Only a deployment that changes needs its pool (an unchanged redeploy stays at 2 reads).
+            pool = (item.record.get("work_pool") or {}).get("name")
+            if pool and item.promote:
+                self._check_pool(str(pool), item.create_pool)
             states.append((item, existing, pointer))
         # Record every version (not live yet); on failure remove what this call recorded.
         posted: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]] = []
