@@ -149,7 +149,7 @@ def _cmd_block_show(args: argparse.Namespace) -> int:
     doc = {"type": type_slug, "name": name, "source": record.source, "reference": record.reference,
            "data": data}
     lines = [json.dumps(doc, indent=2, sort_keys=True)] if args.json else [
-        f"{type_slug}/{name} (from the {'environment' if record.source == 'env' else 'store'})",
+        f"{type_slug}/{name} (from the {'environment' if record.source == 'env' else record.source})",
         f"reference: {record.reference}",
         *(f"{key}: {value if isinstance(value, str) else json.dumps(value)}" for key, value in data.items()),
     ]

@@ -107,3 +107,33 @@ def test_server_errors_are_located_and_actionable(prefect_server: PrefectServer)
         with pytest.raises(RegistryError, match=r"deployment 'nope/nope' not found on the Prefect server"):
             client.get("deployments/name/nope/nope", what="deployment 'nope/nope'")
         assert client.check_version().startswith("3.")
+
+
+def test_a_server_of_another_major_version_is_refused() -> None:
+    """An old Prefect 2 server (a loopback stub answering /admin/version; there is no real one here)."""
+    import http.server
+    import threading
+
+    from flowdeck.registry.server.client import PrefectClient, ServerConfig
+
+    class Old(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'"2.20.3"'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    stub = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Old)
+    threading.Thread(target=stub.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{stub.server_address[1]}/api"
+        with PrefectClient(ServerConfig(url)) as client, pytest.raises(RegistryError) as info:
+            client.get("variables/name/x")
+        assert "runs version 2.20.3; flowdeck speaks Prefect 3.x servers only" in str(info.value)
+    finally:
+        stub.shutdown()

@@ -225,10 +225,13 @@ class PrefectClient:
             raise RegistryError(f"{subject}: the Prefect server at {self.where} refused it (HTTP 409): "
                                 f"{redact(str(detail))}", hint=hint)
         if status == 422:
-            raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected "
-                                f"{redact(_explain_422(detail))}",
-                                hint=hint or "an older server may not know this field; upgrade the server "
-                                             "or remove the field")
+            explained = redact(_explain_422(detail))
+            if "extra inputs are not permitted" in explained.lower():
+                advice = "an older server does not know this field; upgrade the server or remove the field"
+            else:
+                advice = "fix that value (in prefect.yaml or on the command line) and run again"
+            raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected {explained}",
+                                hint=hint or advice)
         raise RegistryError(f"{subject}: the Prefect server at {self.where} answered HTTP {status}: "
                             f"{redact(str(detail))[:300]}", hint="retry; check the server's log")
 
