@@ -181,4 +181,4 @@ def test_deploy_all_is_atomic_when_the_server_rejects_one(
     assert api(server, "GET", f"deployments/name/{flow}/good")["parameters"] == {}
     assert api(server, "GET", f"deployments/name/{flow}/new") is None
     history = json.loads(cli.run("deployment", "history", f"{flow}/good", "--json").stdout)
-    assert [v["live"] for v in history][0] is True
+    assert [(v["revision"], v["live"]) for v in history] == [(1, True)]

@@ -266,6 +266,8 @@ class ServerRegistry:
                 outcomes[item.name] = RecordOutcome(item.name, status, revision, item.label, item.promote)
         except RegistryError:
             self._restore(done)
+            # The versions of a failed deploy were never live: leave no trace of them.
+            self._forget(posted)
             raise
         return [outcomes[item.name] for item in pending if item.name in outcomes]
 
