@@ -18,7 +18,7 @@ from tests.conftest import REPO_ROOT, write_tree
 from tests.registry.conftest import FLOW
 from tests.servers.prefect import PrefectServer, start_prefect_server
 
-COUNT = 40
+COUNT = 24
 
 
 @pytest.fixture
