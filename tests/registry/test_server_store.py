@@ -114,3 +114,23 @@ def test_eight_concurrent_deploys_lose_no_version(
     assert len(versions) == 8
     assert sorted(v.record["parameters"]["times"] for v in versions) == list(range(8))
     assert sum(v.live for v in versions) == 1
+
+
+def test_a_block_type_only_the_server_knows_is_created_resolved_and_masked(
+        server: PrefectServer, project: Path, cli: type[CliRunner], uid: str) -> None:
+    sentinel = f"https://hooks.example.invalid/sentinel-{uid}"
+    made = cli.run("block", "create", "slack-webhook", f"hook-{uid}", "--field", "url=-", input=sentinel)
+    assert made.code == 0, made.output
+    assert "slack-webhook" in cli.run("block", "ls", "--type", "slack-webhook").stdout
+    shown = cli.run("block", "show", f"slack-webhook/hook-{uid}")
+    assert shown.code == 0 and sentinel not in shown.output, shown.output
+    # A build step that prints the resolved secret: the server's value is masked in the output.
+    (project / "flows").mkdir()
+    (project / "flows" / "hello.py").write_text("def hello():\n    return 1\n")
+    (project / "prefect.yaml").write_text(
+        "build:\n- prefect.deployments.steps.run_shell_script:\n"
+        f"    script: echo {{{{ prefect.blocks.slack-webhook.hook-{uid}.url }}}}\n    stream_output: true\n"
+        f"deployments:\n- name: x\n  entrypoint: flows/hello.py:hello\n  flow_name: masked-{uid}\n")
+    deployed = cli.run("deploy", "--all")
+    assert deployed.code == 0, deployed.output
+    assert sentinel not in deployed.output and "********" in deployed.output
