@@ -56,7 +56,7 @@ def _concurrency(dep: Mapping[str, Any]) -> Any:
 
 
 # A SQLite-backed server answers 503 when many writers queue; a few parallel writers are the sweet spot.
-_WORKERS = 4
+_WORKERS = 2
 
 
 def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[Any], RegistryError | None]:
@@ -241,6 +241,9 @@ class ServerRegistry:
         """The deployment and live pointer of each name, in a few requests whatever the number of names."""
         found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {n: (None, None) for n in names}
         unique = sorted(set(names))
+        if len(unique) == 1:
+            # One deployment: two direct reads beat three batched ones.
+            return {unique[0]: (self._deployment(unique[0]), self._live_pointer(unique[0]))}
         for start in range(0, len(unique), 100):
             chunk = unique[start:start + 100]
             deps: list[dict[str, Any]] = []
