@@ -109,6 +109,9 @@ def test_history_rollback_and_run_a_version_from_another_machine(
         "k-" + deployed["flow"]]}}})
     assert len(runs) == 1 and runs[0]["state_type"] == "COMPLETED"
     assert runs[0]["labels"]["flowdeck.revision"] == "2"
+    logs = api(server, "POST", "logs/filter", {"logs": {"flow_run_id": {"any_": [runs[0]["id"]]}}})
+    messages = [entry["message"] for entry in logs]
+    assert any("running revision 2" in m for m in messages) and "flowdeck: run completed" in messages
     again = cli.run("run", deployed["name"], "--idempotency-key", "k-" + deployed["flow"], env=other)
     assert again.code == 0 and "not run again" in again.stderr, again.output
     promoted = cli.run("deployment", "promote", deployed["name"], "--to", "2", env=other)

@@ -471,6 +471,8 @@ class ServerRegistry:
         run_id = str(run_id)
         if error:
             self._log(run_id, 40, error)
+        else:
+            self._log(run_id, 20, f"flowdeck: run {status}")
         message = error if status != "completed" else "result: " + json.dumps(result, default=str)[:2000]
         self.client.post(f"flow_runs/{run_id}/set_state",
                          {"state": {"type": _STATE.get(status, "FAILED"), "message": redact(message or "")},
