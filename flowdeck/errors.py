@@ -34,6 +34,8 @@ __all__ = [
     "MissingValueWarning",
     "Problem",
     "RecipeError",
+    "RegistryError",
+    "RegistryNotFound",
     "StepExecutionError",
     "StepInputError",
     "StorageError",
@@ -324,3 +326,11 @@ class MissingValueWarning(FlowdeckWarning):
 
 class SecretWarning(FlowdeckWarning):
     """A secret was kept out of what flowdeck stores (a token removed from a URL, say)."""
+
+
+class RegistryError(FlowdeckError):
+    """The shared registry (a Prefect server or Prefect Cloud) refused or failed a request."""
+
+
+class RegistryNotFound(RegistryError):
+    """The server has no such object (HTTP 404); callers that expect absence catch this one."""

@@ -21,15 +21,18 @@ from flowdeck.errors import FlowdeckError, UsageError
 
 
 def _deploy_once(args: argparse.Namespace) -> int:
+    from flowdeck.cli.registry import deploy_overrides
     from flowdeck.config import load_project
     from flowdeck.deploy import DeployOptions, deploy
 
     project = load_project(args.file)
+    overrides, extra_params = deploy_overrides(args)
     options = DeployOptions(
         names=args.name, all=args.all, force=args.force, dry_run=args.dry_run, promote=not args.no_promote,
-        version=args.version, params=parse_params(args.param), tags=args.tag or None,
+        version=args.version, params={**extra_params, **parse_params(args.param)}, tags=args.tag or None,
         pin_commit=args.pin_commit, strict=args.strict,
-        install_requires=args.install_requires, resolver=store_resolver())
+        install_requires=args.install_requires, resolver=store_resolver(), overrides=overrides,
+        create_pool=args.create_pool)
     with stdout_to_stderr(args.json):
         results = deploy(project, options)
     if args.json:
@@ -75,9 +78,9 @@ def _deploy_or_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_ls(args: argparse.Namespace) -> int:
-    from flowdeck.history import list_deployments
+    from flowdeck.registry import current
 
-    rows = list_deployments()
+    rows = current().list_deployments()
     if args.json:
         out(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
         return EXIT_OK
@@ -90,9 +93,9 @@ def _cmd_deployment_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_show(args: argparse.Namespace) -> int:
-    from flowdeck.history import get_version
+    from flowdeck.registry import current
 
-    row = get_version(args.name, args.version)
+    row = current().get_version(args.name, args.version)
     data = {"deployment": row.deployment, "revision": row.revision, "version": row.label, "live": row.live,
             "created_at": row.created_at, "version_info": row.version_info,
             "record": {k: v for k, v in row.record.items() if k != "source"}}
@@ -106,9 +109,9 @@ def _cmd_deployment_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_history(args: argparse.Namespace) -> int:
-    from flowdeck.history import list_versions
+    from flowdeck.registry import current
 
-    versions = list_versions(args.name)
+    versions = current().list_versions(args.name)
     if args.json:
         out(json.dumps([{"revision": v.revision, "version": v.label, "live": v.live, "created_at": v.created_at,
                           "commit": v.version_info.get("commit_sha"), "message": v.version_info.get("message")}
@@ -123,25 +126,25 @@ def _cmd_deployment_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_rollback(args: argparse.Namespace) -> int:
-    from flowdeck.history import set_live
+    from flowdeck.registry import current
 
-    row = set_live(args.name, args.to, previous=args.to is None)
+    row = current().set_live(args.name, args.to, previous=args.to is None)
     out(f"{row.deployment}: version {row.label} (revision {row.revision}) is live")
     return EXIT_OK
 
 
 def _cmd_deployment_promote(args: argparse.Namespace) -> int:
-    from flowdeck.history import set_live
+    from flowdeck.registry import current
 
-    row = set_live(args.name, args.to)
+    row = current().set_live(args.name, args.to)
     out(f"{row.deployment}: version {row.label} (revision {row.revision}) is live")
     return EXIT_OK
 
 
 def _cmd_deployment_rm(args: argparse.Namespace) -> int:
-    from flowdeck.history import delete_deployment
+    from flowdeck.registry import current
 
-    name = delete_deployment(args.name)
+    name = current().delete_deployment(args.name)
     out(f"removed {name} and its versions")
     return EXIT_OK
 
@@ -211,9 +214,9 @@ def _yaml_mapping(text: str, name: str) -> Any:
 
 
 def _cmd_run_ls(args: argparse.Namespace) -> int:
-    from flowdeck.history import list_runs
+    from flowdeck.registry import current
 
-    runs = list_runs(args.extra)
+    runs = current().list_runs(args.extra)
     if args.json:
         out(json.dumps([r.__dict__ for r in runs], indent=2, default=str))
         return EXIT_OK
@@ -246,6 +249,9 @@ def add_deploy_commands(sub: Any) -> None:
                    help="pin git_clone steps that clone this project to the commit being deployed")
     p.add_argument("--strict", action="store_true", help="a missing environment variable is an error")
     p.add_argument("--install-requires", action="store_true", help="pip install custom steps' requirements")
+    from flowdeck.cli.registry import add_prefect_deploy_flags
+
+    add_prefect_deploy_flags(p)
     p.set_defaults(func=_cmd_deploy)
 
     dsub = add_group(sub, "deployment", "deployments and their version history")
