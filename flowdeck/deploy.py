@@ -34,6 +34,7 @@ from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion, get_version, list_deployments, record_versions
 from flowdeck.paths import cache_dir, home_dir
 from flowdeck.selection import select_deployments
+from flowdeck.snapshot.pin import snapshots_in_outputs
 from flowdeck.source import format_key_path
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.steps.runner import RunOptions, run_steps
@@ -272,6 +273,9 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         "pull_steps": pull_steps,
         "code": source["code"],
     }
+    snapshots = snapshots_in_outputs(outputs)
+    if snapshots:  # the exact code of this version: its pulls (and rollbacks to it) fetch these snapshots
+        record["snapshots"] = snapshots
     hashed = dict(record)
     if explicit_version:
         hashed["version"] = explicit_version

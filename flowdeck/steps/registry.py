@@ -75,6 +75,7 @@ _STORAGE_PUSH_EXTRA = (
     _p("ignore_file", _STR, _NULL, doc="ignore file relative to the working directory"),
     _p("prune", _BOOL, doc="delete remote files of the folder that are no longer in the tree"),
     _p("max_workers", "integer", doc="parallel transfers (default 16)"),
+    _p("plain_layout", _BOOL, doc="also write the per-file objects Prefect's pull steps read (default true)"),
 )
 
 BUILTIN_STEPS: tuple[StepSpec, ...] = (
@@ -156,7 +157,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("client_parameters", _OBJ, _NULL),
             *_STORAGE_PUSH_EXTRA,
         ),
-        ("bucket", "folder"),
+        ("bucket", "folder", "snapshot"),
         extra="s3",
         section_hint=("push",),
     ),
@@ -185,7 +186,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("credentials", _OBJ, required=True, doc=_CREDS_DOC, secret=True),
             *_STORAGE_PUSH_EXTRA,
         ),
-        ("container", "folder"),
+        ("container", "folder", "snapshot"),
         extra="azure",
         section_hint=("push",),
     ),
@@ -214,7 +215,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("credentials", _OBJ, _NULL, doc=_CREDS_DOC, secret=True),
             *_STORAGE_PUSH_EXTRA,
         ),
-        ("bucket", "folder"),
+        ("bucket", "folder", "snapshot"),
         extra="gcs",
         section_hint=("push",),
     ),

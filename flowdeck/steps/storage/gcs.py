@@ -103,7 +103,8 @@ class GcsRemote:
         """``list_blobs(prefix=...)``, skipping ``/``-terminated folder placeholders."""
         for blob in self.client.list_blobs(self.bucket_name, prefix=prefix or None, retry=None):
             if not blob.name.endswith("/"):
-                yield RemoteObject(blob.name, int(blob.size or 0))
+                modified = blob.updated or blob.time_created
+                yield RemoteObject(blob.name, int(blob.size or 0), modified.timestamp() if modified else None)
 
     def upload(self, local: Path, key: str, size: int) -> None:
         """``upload_from_filename``; resumable in 8 MiB chunks for large files."""
@@ -113,6 +114,10 @@ class GcsRemote:
     def download(self, key: str, local: Path) -> None:
         """``download_to_filename`` (streamed)."""
         self.bucket.blob(key).download_to_filename(str(local), retry=None)
+
+    def download_range(self, key: str, local: Path, start: int, length: int) -> None:
+        """``download_to_filename`` of the byte range (``end`` is inclusive)."""
+        self.bucket.blob(key).download_to_filename(str(local), start=start, end=start + length - 1, retry=None)
 
     def delete(self, keys: Sequence[str]) -> None:
         """Delete blob by blob (missing ones are fine)."""
@@ -191,11 +196,20 @@ def push_to_gcs(
     ignore_file: str | None = ".prefectignore",
     prune: bool = False,
     max_workers: int | None = None,
+    plain_layout: bool = True,
 ) -> dict[str, Any]:
     """Upload the working directory to ``gs://bucket/folder`` (Prefect's step, made incremental)."""
     remote = GcsRemote(bucket, credentials, project, max_workers or DEFAULT_WORKERS)
-    push_tree(remote, folder, root=Path.cwd(), ignore_file=ignore_file, prune=prune, max_workers=max_workers)
-    return {"bucket": bucket, "folder": folder}
+    result = push_tree(
+        remote,
+        folder,
+        root=Path.cwd(),
+        ignore_file=ignore_file,
+        prune=prune,
+        max_workers=max_workers,
+        plain_layout=plain_layout,
+    )
+    return {"bucket": bucket, "folder": folder, "snapshot": result.snapshot}
 
 
 def pull_from_gcs(

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowdeck.errors import StorageError
+from flowdeck.snapshot.reader import snapshot_for_pull
 from flowdeck.steps.storage.cache import ObjectCache
 from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
 from flowdeck.steps.storage.remote import Remote, normalise_folder
@@ -161,7 +162,14 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
     started = time.monotonic()
     workers = worker_count(max_workers)
     prefix = normalise_folder(folder)
-    wanted, has_manifest = _wanted(remote, prefix)
+    # Snapshot hook: a pinned version (or a push without the plain layout) is pulled from its snapshot.
+    source = snapshot_for_pull(remote, prefix)
+    wanted: dict[str, tuple[str, FileEntry | None]]
+    if source is not None:
+        wanted = {safe_relpath(r, r): (r, e) for r, e in source.manifest.files.items()}
+        has_manifest = True
+    else:
+        wanted, has_manifest = _wanted(remote, prefix)
     previous = _read_record(target)
     cache = ObjectCache()
 
@@ -208,13 +216,21 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
                 counts["downloaded"] += 1
                 counts["bytes"] += size
 
-        jobs = [
-            Job("download", key, entry.size if entry else 0, partial(fetch, rel, key, entry))
-            for rel, key, entry in todo
-        ]
-        total = sum(e.size for _, _, e in todo if e is not None)
-        with Progress(f"pull {remote.url(prefix)}", total) as progress:
-            run_jobs(jobs, remote, workers, progress)
+        if source is not None:
+            scratch = Path(tempfile.mkdtemp(dir=target, prefix=".flowdeck-pull-"))
+            try:
+                got = source.fetch([(r, e) for r, _, e in todo if e is not None], staging, scratch, cache, workers)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+            counts.update(downloaded=got.downloaded, cached=got.cached, bytes=got.bytes)
+        else:
+            jobs = [
+                Job("download", key, entry.size if entry else 0, partial(fetch, rel, key, entry))
+                for rel, key, entry in todo
+            ]
+            total = sum(e.size for _, _, e in todo if e is not None)
+            with Progress(f"pull {remote.url(prefix)}", total) as progress:
+                run_jobs(jobs, remote, workers, progress)
 
         # Every file is here and verified: swap them in, one atomic rename each.
         for rel, _, entry in todo:
@@ -258,7 +274,7 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
         "pulled %d files from %s%s: %d downloaded (%s), %d from cache, %d unchanged, %d removed, in %.2fs",
         result.files,
         remote.url(prefix),
-        "" if has_manifest else " (no flowdeck manifest)",
+        f" (snapshot {source.id[:12]})" if source is not None else "" if has_manifest else " (no flowdeck manifest)",
         result.downloaded,
         human_bytes(result.bytes_downloaded),
         result.from_cache,

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from flowdeck.ignore import IgnoreSpec, WalkEntry
+from flowdeck.snapshot.writer import write_snapshot
 from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
 from flowdeck.steps.storage.remote import Remote, normalise_folder
 from flowdeck.steps.storage.transfer import Job, Progress, human_bytes, run_jobs, with_retries, worker_count
@@ -30,6 +31,7 @@ class PushResult:
     deleted: int
     bytes_uploaded: int
     seconds: float
+    snapshot: str | None = None
 
 
 def selected_files(root: Path, ignore_file: str | None) -> list[WalkEntry]:
@@ -60,14 +62,18 @@ def push_tree(
     ignore_file: str | None = ".prefectignore",
     prune: bool = False,
     max_workers: int | None = None,
+    plain_layout: bool = True,
 ) -> PushResult:
-    """Upload the included files under ``root`` to ``folder``, skipping those already there unchanged."""
+    """Upload the included files under ``root`` to ``folder``, skipping those already there unchanged, and
+    write the tree's snapshot (``plain_layout=False``: the snapshot only, no per-file objects)."""
     started = time.monotonic()
     workers = worker_count(max_workers)
     prefix = normalise_folder(folder)
     manifest_key = prefix + MANIFEST_NAME
     tree = local_tree(selected_files(root, ignore_file), workers)
 
+    if not plain_layout:
+        return _snapshot_only(remote, prefix, tree, workers, started)
     old_data = with_retries(remote, "read", manifest_key, lambda: remote.read(manifest_key))
     old = Manifest.from_bytes(old_data, remote.url(manifest_key)) if old_data is not None else Manifest()
     listed = with_retries(remote, "list", prefix, lambda: {o.key: o.size for o in remote.list(prefix)})
@@ -110,7 +116,9 @@ def push_tree(
         )
         with_retries(remote, "write", manifest_key, lambda: remote.write(manifest_key, new.to_bytes()))
 
+    snap = write_snapshot(remote, prefix, tree, workers=workers)
     result = PushResult(
+        snapshot=snap.id,
         files=len(tree),
         uploaded=len(uploads),
         skipped=len(tree) - len(uploads),
@@ -129,3 +137,20 @@ def push_tree(
         result.seconds,
     )
     return result
+
+
+def _snapshot_only(
+    remote: Remote, prefix: str, tree: dict[str, tuple[WalkEntry, FileEntry]], workers: int, started: float
+) -> PushResult:
+    """A push with ``plain_layout: false``: the snapshot is the only copy (for deployments only flowdeck
+    pulls); the per-file objects Prefect's pull steps read are neither written nor pruned."""
+    snap = write_snapshot(remote, prefix, tree, workers=workers, plain_layout=False)
+    return PushResult(
+        snapshot=snap.id,
+        files=len(tree),
+        uploaded=0,
+        skipped=len(tree),
+        deleted=0,
+        bytes_uploaded=snap.bytes_uploaded,
+        seconds=time.monotonic() - started,
+    )
