@@ -32,6 +32,7 @@ from flowdeck.cli.output import (
     help_command,
     show_warning,
 )
+from flowdeck.cli.snapshot import add_snapshot_commands
 from flowdeck.cli.storage import add_storage_commands
 from flowdeck.cli.store import add_store_commands
 from flowdeck.errors import FlowdeckError, FlowdeckWarning, UsageError
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_commands(sub)
     add_deploy_commands(sub)
     add_storage_commands(sub)
+    add_snapshot_commands(sub)
     return parser
 
 
