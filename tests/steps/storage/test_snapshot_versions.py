@@ -16,6 +16,7 @@ from flowdeck.snapshot.admin import collect_garbage, list_snapshots, open_locati
 from flowdeck.worker import pull_deployment, run_deployment
 from tests.conftest import run_cli, write_tree
 from tests.steps.storage.conftest import Store
+from tests.steps.storage.test_faults import killer_on  # noqa: F401  (the fixture)
 
 _STEP = {"moto": "s3", "seaweedfs": "s3", "azurite": "azure_blob_storage", "fake-gcs": "gcs"}
 
@@ -122,3 +123,42 @@ def test_snapshot_commands(store: Store, tmp_path: Path, monkeypatch: pytest.Mon
     assert "would delete 0 snapshots and 0 packs" in gc.stdout
     bad = run_cli("snapshot", "ls", "ftp://x/y", cwd=tmp_path)
     assert bad.code == 1 and "is not a storage location" in bad.stderr
+
+
+@pytest.mark.parametrize("kind", ["moto", "azurite", "fake-gcs"])
+def test_a_server_killed_mid_push_leaves_no_version_and_no_snapshot(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killer_on: Any  # noqa: F811
+) -> None:
+    from flowdeck.errors import FlowdeckError
+    from tests.steps.storage.test_faults import _Backend
+
+    backend = _Backend(kind, tmp_path / "servers", monkeypatch)
+    try:
+        server = backend.server
+        if kind == "moto":
+            args: dict[str, Any] = {"bucket": "faults", "credentials": server.credentials(),
+                                    "client_parameters": {"endpoint_url": server.endpoint}}
+            step = "s3"
+        elif kind == "azurite":
+            args = {"container": "faults", "credentials": {"connection_string": server.connection_string()}}
+            step = "azure_blob_storage"
+        else:
+            args = {"bucket": "faults"}
+            step = "gcs"
+        args["folder"] = "app"
+        doc = {
+            "push": [{f"flowdeck.steps.push_to_{step}": {**args, "plain_layout": False}}],
+            "pull": [{f"flowdeck.steps.pull_from_{step}": args}],
+            "deployments": [{"name": "etl", "entrypoint": "flows/hello.py:hello", "work_pool": {"name": "p"}}],
+        }
+        root = tmp_path / "project"
+        write_tree(root, {"prefect.yaml": json.dumps(doc), "flows/hello.py": "def hello():\n    return 1\n"})
+        monkeypatch.chdir(root)
+        # The first write of a snapshot is its first pack's index: the manifest comes after it, and never.
+        killer = killer_on("write", 1, backend.kill)
+        with pytest.raises(FlowdeckError, match=r"push\[0\] push_to_\w+ failed: .*\(gave up after"):
+            deploy(load_project(root / "prefect.yaml"), DeployOptions(all=True))
+        assert killer.fired
+        assert list_deployments() == []
+    finally:
+        backend.server.stop()
