@@ -37,6 +37,7 @@ log = logging.getLogger("flowdeck.storage")
 
 # A pack is closed once it holds this many compressed bytes; see docs/storage.md ("Snapshots").
 PACK_TARGET = 16 * 1024 * 1024
+MIN_PACK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,18 @@ def _save_index(local: Path, name: str, data: bytes) -> None:
         pass  # only an optimisation
 
 
-def _plan_packs(contents: list[tuple[str, Path, int]]) -> list[list[tuple[str, Path, int]]]:
+def _plan_packs(contents: list[tuple[str, Path, int]], threads: int) -> list[list[tuple[str, Path, int]]]:
     """Split the new contents into packs of about PACK_TARGET bytes, in path order (files of one directory
-    tend to change together, so a later pull needs fewer regions)."""
+    tend to change together, so a later pull needs fewer regions). A smaller push is still split into one
+    pack per thread (of at least MIN_PACK bytes), so that packing, and the pull's extraction, run in
+    parallel."""
+    total = sum(size for _, _, size in contents)
+    target = min(PACK_TARGET, max(MIN_PACK, -(-total // threads)))
     packs: list[list[tuple[str, Path, int]]] = []
     current: list[tuple[str, Path, int]] = []
     filled = 0
     for item in contents:
-        if current and filled + item[2] > PACK_TARGET:
+        if current and filled + item[2] > target:
             packs.append(current)
             current, filled = [], 0
         current.append(item)
@@ -176,7 +181,9 @@ def write_snapshot(
         entry, f = tree[rel]
         if f.size and f.sha256 not in where and f.sha256 not in new:
             new[f.sha256] = (f.sha256, entry.path, f.size)
-    plan = _plan_packs(list(new.values()))
+    # Compression is CPU work (zstandard releases the GIL); more threads than cores only add memory.
+    threads = max(1, min(workers, (os.cpu_count() or 2) + 2))
+    plan = _plan_packs(list(new.values()), threads)
 
     built: dict[str, PackInfo] = {}
     uploaded = 0
@@ -200,11 +207,9 @@ def write_snapshot(
                 uploaded += info.size
 
             total = sum(size for _, _, size in new.values())
-            # Compression is CPU work (zstandard releases the GIL); more threads than cores only add memory.
-            threads = max(1, min(workers, len(plan), (os.cpu_count() or 2) + 2))
             jobs = [Job("pack", f"{root}packs/", sum(i[2] for i in p), partial(one, p)) for p in plan]
             with Progress(f"snapshot {remote.url(root)}", total) as progress:
-                run_jobs(jobs, remote, threads, progress)
+                run_jobs(jobs, remote, min(threads, len(plan)), progress)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         for name, info in built.items():

@@ -76,7 +76,7 @@ def test_snapshot_only_push_round_trips_exactly(store: Store, tmp_path: Path, mo
     keys = store.keys("")
     assert not [k for k in keys if k.startswith("flows/")]  # no per-file layout at all
     packs = [k for k in keys if k.endswith(".pack")]
-    assert 1 <= len(packs) <= 2
+    assert 1 <= len(packs) <= 4  # a few packs, not one object per file
     assert f".flowdeck-snapshots/flows/snapshots/{sid}.json" in keys
 
     dest = tmp_path / "dest"
@@ -145,7 +145,7 @@ def test_a_truncated_or_altered_pack_fails_the_pull_and_keeps_the_directory(
     src = _project(tmp_path / "src")
     monkeypatch.chdir(src)
     sid = store.push(plain_layout=False)["snapshot"]
-    pack = next(k for k in store.keys("") if k.endswith(".pack"))
+    pack = max((k for k in store.keys("") if k.endswith(".pack")), key=lambda k: len(store.raw_get(k)))
     good = store.raw_get(pack)
     dest = tmp_path / "dest"
     write_tree(dest, {"mine.txt": "keep\n"})
