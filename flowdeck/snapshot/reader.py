@@ -206,48 +206,84 @@ class SnapshotSource:
         counts: FetchCounts,
         lock: threading.Lock,
     ) -> None:
+        size = self.manifest.packs[pack].size
+        cached = cache.root.parent / "packs" / f"{pack}.pack"
+        if cache.enabled and cached.is_file():
+            # The whole pack was pulled before: extract from the local copy, nothing is downloaded.
+            try:
+                self._extract_all(cached, 0, pack, members, need, staging, None, lock, counts, from_cache=True)
+                return
+            except StorageError:
+                cached.unlink(missing_ok=True)  # damaged: download it again
         local = scratch / f"{pack}-{start}"
         try:
-            if start == 0 and end == self.manifest.packs[pack].size:
+            whole = start == 0 and end == size
+            if whole:
                 self.remote.download(key, local)
             else:
                 self.remote.download_range(key, local, start, end - start)
             got = local.stat().st_size
             if got != end - start:
                 raise self._corrupt(pack, f"expected {end - start} bytes at offset {start}, got {got}")
-            # Writing many small files is bound by the file system's latency, not the CPU: a few threads
-            # each extract a slice of the region (each with its own file handle and decompressor).
-            slices = max(1, min(EXTRACT_THREADS, len(members) // 64))
-            if slices == 1:
-                self._extract(local, start, pack, members, need, staging, cache, counts, lock)
+            if whole and cache.enabled and _keep_pack(local, pack, cached):
+                # One cache entry per pack, not one per file: on a slow file system, thousands of cache
+                # links cost as much as the pull itself.
+                self._extract_all(cached, 0, pack, members, need, staging, None, lock, counts, from_cache=False)
             else:
-                with ThreadPoolExecutor(max_workers=slices) as pool:
-                    parts = [members[i::slices] for i in range(slices)]
-                    done = [
-                        pool.submit(self._extract, local, start, pack, part, need, staging, cache, counts, lock)
-                        for part in parts
-                    ]
-                    for future in done:
-                        future.result()
+                self._extract_all(local, start, pack, members, need, staging, cache, lock, counts, from_cache=False)
             with lock:
                 counts.bytes += got
         finally:
             local.unlink(missing_ok=True)
 
-    def _extract(
+    def _extract_all(
         self,
-        local: Path,
+        source: Path,
         start: int,
         pack: str,
         members: list[tuple[str, list[Chunk]]],
         need: dict[str, list[str]],
         staging: Path,
-        cache: ObjectCache,
-        counts: FetchCounts,
+        cache: ObjectCache | None,
         lock: threading.Lock,
+        counts: FetchCounts,
+        *,
+        from_cache: bool,
     ) -> None:
+        """Extract the members from ``source`` (pack bytes from offset ``start``). Writing many small files is
+        bound by the file system's latency, not the CPU: a few threads each extract a slice (each with its own
+        file handle and decompressor)."""
+        slices = max(1, min(EXTRACT_THREADS, len(members) // 64))
+        parts = [members[i::slices] for i in range(slices)]
+
+        def one(part: list[tuple[str, list[Chunk]]]) -> None:
+            written = self._extract(source, start, pack, part, need, staging, cache)
+            with lock:
+                if from_cache:
+                    counts.cached += written
+                else:
+                    counts.downloaded += written
+
+        if slices == 1:
+            one(parts[0])
+            return
+        with ThreadPoolExecutor(max_workers=slices) as pool:
+            for future in [pool.submit(one, part) for part in parts]:
+                future.result()
+
+    def _extract(
+        self,
+        source: Path,
+        start: int,
+        pack: str,
+        members: list[tuple[str, list[Chunk]]],
+        need: dict[str, list[str]],
+        staging: Path,
+        cache: ObjectCache | None,
+    ) -> int:
         decompressor = zstd().ZstdDecompressor()
-        with open(local, "rb") as region:
+        written = 0
+        with open(source, "rb") as region:
             for sha, chunks in members:
                 rels = need[sha]
                 first = staging / rels[0]
@@ -267,12 +303,30 @@ class SnapshotSource:
                         out.write(data)
                 if digest.hexdigest() != sha:
                     raise self._corrupt(pack, f"{rels[0]} does not match its sha256")
-                cache.store(sha, first)
+                if cache is not None:
+                    cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
-                with lock:
-                    counts.downloaded += len(rels)
+                written += len(rels)
+        return written
 
     def _corrupt(self, pack: str, why: str) -> StorageError:
         return StorageError(
             f"{self.what}: pack {self.remote.url(f'{self.root}packs/{pack}.pack')} is corrupt: {why}", hint=_HINT
         )
+
+
+def _keep_pack(local: Path, pack: str, cached: Path) -> bool:
+    """Move a downloaded whole pack into the cache if its bytes hash to its name; False when they do not
+    (the extraction then reports what is wrong) or the cache cannot be written."""
+    digest = hashlib.sha256()
+    with open(local, "rb") as fh:
+        while block := fh.read(1024 * 1024):
+            digest.update(block)
+    if digest.hexdigest() != pack:
+        return False
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local, cached)
+    except OSError:
+        return False
+    return True

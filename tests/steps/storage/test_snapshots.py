@@ -208,3 +208,23 @@ def test_the_snapshot_manifest_is_written_last(store: Store, tmp_path: Path, mon
     store.push(plain_layout=False)  # the re-run reuses the packs already uploaded
     assert len([k for k in store.keys("") if k.endswith(".pack")]) == len([k for k in written if k.endswith(".pack")])
     _ = json
+
+
+def test_a_damaged_cached_pack_is_downloaded_again(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowdeck.paths import cache_dir
+
+    src = _project(tmp_path / "src")
+    monkeypatch.chdir(src)
+    sid = store.push(plain_layout=False)["snapshot"]
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        monkeypatch.chdir(tmp_path / name)
+        with _pin(store, sid):
+            store.pull()
+        cached = sorted((cache_dir() / "storage" / "packs").glob("*.pack"))
+        assert cached  # whole packs are cached, one entry per pack
+        for path in cached:
+            path.write_bytes(b"garbage")
+    assert _files(tmp_path / "b") == _expected(src)
