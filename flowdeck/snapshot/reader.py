@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +35,7 @@ log = logging.getLogger("flowdeck.storage")
 
 GAP = 512 * 1024  # read through gaps smaller than this rather than send another request
 EXTRACT_THREADS = 4
+STREAM_MEMBERS = 8  # regions of at most this many contents are streamed, not staged on disk
 WHOLE = 0.5  # fetch the whole pack when the needed regions cover at least this share of it
 _HINT = (
     "deploy the code again with `flowdeck deploy` (or roll back to another version); "
@@ -215,6 +217,14 @@ class SnapshotSource:
                 return
             except StorageError:
                 cached.unlink(missing_ok=True)  # damaged: download it again
+        if len(members) <= STREAM_MEMBERS:
+            # A few (large) files: decompress straight from the response into the staged files, so their
+            # bytes are written once and never held whole in memory; the files themselves are cached.
+            written = self._stream(key, pack, start, end, members, need, staging, cache)
+            with lock:
+                counts.downloaded += written
+                counts.bytes += end - start
+            return
         local = scratch / f"{pack}-{start}"
         try:
             whole = start == 0 and end == size
@@ -235,6 +245,60 @@ class SnapshotSource:
                 counts.bytes += got
         finally:
             local.unlink(missing_ok=True)
+
+    def _stream(
+        self,
+        key: str,
+        pack: str,
+        start: int,
+        end: int,
+        members: list[tuple[str, list[Chunk]]],
+        need: dict[str, list[str]],
+        staging: Path,
+        cache: ObjectCache,
+    ) -> int:
+        pieces = self.remote.iter_range(key, start, end - start)
+        stream = _Stream(pieces)
+        decompressor = zstd().ZstdDecompressor()
+        position, written = start, 0
+        try:
+            for sha, chunks in members:
+                rels = need[sha]
+                first = staging / rels[0]
+                first.parent.mkdir(parents=True, exist_ok=True)
+                digest = hashlib.sha256()
+                with open(first, "wb") as out:
+                    for offset, clen, ulen in chunks:
+                        stream.read(offset - position)  # a gap between two needed contents
+                        frame = stream.read(clen)
+                        position = offset + clen
+                        if len(frame) != clen:
+                            raise self._corrupt(pack, f"it ends before offset {offset + clen}")
+                        try:
+                            data = decompressor.decompress(frame, max_output_size=ulen)
+                        except zstd().ZstdError as exc:
+                            raise self._corrupt(pack, f"a frame does not decompress ({exc})") from None
+                        if len(data) != ulen:
+                            raise self._corrupt(pack, "a frame has the wrong length")
+                        digest.update(data)
+                        out.write(data)
+                if digest.hexdigest() != sha:
+                    raise self._corrupt(pack, f"{rels[0]} does not match its sha256")
+                cache.store(sha, first)
+                self._copies(first, staging, rels[1:])
+                written += len(rels)
+        except StorageError:
+            raise
+        except Exception as exc:
+            failure = self.remote.classify(exc, "download", key)
+            if failure.transient:
+                raise
+            raise self._corrupt(pack, f"it cannot be read as the manifest says ({failure.error.message})") from None
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        return written
 
     def _extract_all(
         self,
@@ -330,3 +394,28 @@ def _keep_pack(local: Path, pack: str, cached: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+class _Stream:
+    """Exact-size reads from an iterator of byte pieces (one piece is kept at a time)."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self._pieces = pieces
+        self._buffer = b""
+        self._offset = 0
+
+    def read(self, size: int) -> bytes:
+        """``size`` bytes, fewer only at the end of the stream."""
+        parts: list[bytes] = []
+        while size > 0:
+            if self._offset >= len(self._buffer):
+                piece = next(self._pieces, None)
+                if piece is None:
+                    break
+                self._buffer, self._offset = piece, 0
+                continue
+            take = self._buffer[self._offset : self._offset + size]
+            self._offset += len(take)
+            size -= len(take)
+            parts.append(take)
+        return b"".join(parts)

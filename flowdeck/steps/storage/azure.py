@@ -99,6 +99,10 @@ class AzureRemote:
         with open(local, "wb") as fh:
             self.client.download_blob(key, max_concurrency=2).readinto(fh)
 
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """``download_blob(offset, length).chunks()`` (4 MiB at a time)."""
+        yield from self.client.download_blob(key, offset=start, length=length).chunks()
+
     def download_range(self, key: str, local: Path, start: int, length: int) -> None:
         """``download_blob(offset, length).readinto`` the file."""
         with open(local, "wb") as fh:

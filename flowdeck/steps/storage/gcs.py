@@ -24,6 +24,7 @@ from flowdeck.steps.storage.transfer import DEFAULT_WORKERS
 __all__ = ["GcsRemote", "pull_from_gcs", "push_to_gcs"]
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+_RANGE = 4 * 1024 * 1024
 _CHUNK = 8 * 1024 * 1024  # resumable uploads in 8 MiB chunks above this size (a multiple of 256 KiB)
 
 
@@ -114,6 +115,18 @@ class GcsRemote:
     def download(self, key: str, local: Path) -> None:
         """``download_to_filename`` (streamed)."""
         self.bucket.blob(key).download_to_filename(str(local), retry=None)
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """Ranged ``download_as_bytes`` calls of 4 MiB each (the client has no streaming read with a range)."""
+        blob = self.bucket.blob(key)
+        end = start + length
+        while start < end:
+            stop = min(end, start + _RANGE)
+            piece: bytes = blob.download_as_bytes(start=start, end=stop - 1, retry=None, checksum=None)
+            if not piece:
+                return
+            yield piece
+            start += len(piece)
 
     def download_range(self, key: str, local: Path, start: int, length: int) -> None:
         """``download_to_filename`` of the byte range (``end`` is inclusive)."""

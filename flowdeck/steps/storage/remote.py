@@ -61,6 +61,10 @@ class Remote(Protocol):
         """Stream ``length`` bytes of ``key`` from offset ``start`` into the local file (snapshot packs)."""
         ...
 
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """Stream ``length`` bytes of ``key`` from offset ``start``, in pieces of at most a few MiB."""
+        ...
+
     def delete(self, keys: Sequence[str]) -> None:
         """Delete these objects; missing ones are not an error."""
         ...

@@ -186,6 +186,15 @@ class S3Remote:
             return
         _stream_to(body, local)
 
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """A ranged ``get_object``, read 1 MiB at a time."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        body = answer["Body"]
+        try:
+            yield from body.iter_chunks(_STREAM)
+        finally:
+            body.close()
+
     def download_range(self, key: str, local: Path, start: int, length: int) -> None:
         """A ranged ``get_object`` streamed into the file."""
         answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")

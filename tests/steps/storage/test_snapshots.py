@@ -223,8 +223,12 @@ def test_a_damaged_cached_pack_is_downloaded_again(
         monkeypatch.chdir(tmp_path / name)
         with _pin(store, sid):
             store.pull()
-        cached = sorted((cache_dir() / "storage" / "packs").glob("*.pack"))
-        assert cached  # whole packs are cached, one entry per pack
+        if name == "b":
+            break
+        # Packs of many small files are cached whole; large files, streamed, are cached file by file.
+        cached = [p for p in (cache_dir() / "storage").glob("*/**/*") if p.is_file() and "packidx" not in p.parts]
+        assert cached
         for path in cached:
+            path.unlink()  # a new inode: the files pulled into a/ (hard links) stay as they are
             path.write_bytes(b"garbage")
     assert _files(tmp_path / "b") == _expected(src)
