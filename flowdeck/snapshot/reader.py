@@ -35,6 +35,7 @@ log = logging.getLogger("flowdeck.storage")
 
 GAP = 512 * 1024  # read through gaps smaller than this rather than send another request
 EXTRACT_THREADS = 4
+STREAMS = 6  # large-file streams at once: about 4 MiB of buffers each
 STREAM_MEMBERS = 8  # regions of at most this many contents are streamed, not staged on disk
 WHOLE = 0.5  # fetch the whole pack when the needed regions cover at least this share of it
 _HINT = (
@@ -114,6 +115,7 @@ class SnapshotSource:
         self.root = snapshot_root(prefix)
         self.manifest = manifest
         self.what = what
+        self._slots = threading.BoundedSemaphore(STREAMS)
 
     @property
     def id(self) -> str:
@@ -220,7 +222,8 @@ class SnapshotSource:
         if len(members) <= STREAM_MEMBERS:
             # A few (large) files: decompress straight from the response into the staged files, so their
             # bytes are written once and never held whole in memory; the files themselves are cached.
-            written = self._stream(key, pack, start, end, members, need, staging, cache)
+            with self._slots:  # bounds memory: each stream holds a piece and a frame or two
+                written = self._stream(key, pack, start, end, members, need, staging, cache)
             with lock:
                 counts.downloaded += written
                 counts.bytes += end - start
