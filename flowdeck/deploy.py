@@ -34,6 +34,7 @@ from flowdeck.history import PendingVersion
 from flowdeck.jsontypes import dumps_sorted
 from flowdeck.paths import cache_dir, home_dir
 from flowdeck.selection import select_deployments
+from flowdeck.snapshot.pin import snapshots_in_outputs
 from flowdeck.source import format_key_path
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
@@ -299,6 +300,9 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
     source = keep_secrets_out(source, path=("source",), source_path=_source_path(base, pull),
                               locate=project.locate)
     schedules = keep_secrets_out(schedules, path=("schedules",))
+    snapshots = snapshots_in_outputs(outputs)
+    if snapshots:  # the exact code of this version: its pulls (and rollbacks to it) fetch these snapshots
+        record["snapshots"] = snapshots
     hashed = dict(record)
     if explicit_version:
         hashed["version"] = explicit_version

@@ -25,7 +25,7 @@ __all__ = ["IGNORE_FILE", "RESERVED_NAMES", "IgnoreSpec", "Rule", "WalkEntry"]
 
 IGNORE_FILE = ".prefectignore"
 # Files flowdeck itself writes into a pulled directory; never pushed.
-RESERVED_NAMES = frozenset({".flowdeck-manifest.json", ".flowdeck-pull.json"})
+RESERVED_NAMES = frozenset({".flowdeck-manifest.json", ".flowdeck-pull.json", ".flowdeck-snapshots"})
 
 
 def _reserved(name: str) -> bool:

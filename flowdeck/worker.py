@@ -26,6 +26,7 @@ from flowdeck.flowinfo import split_entrypoint
 from flowdeck.history import RunRow, VersionRow
 from flowdeck.paths import home_dir
 from flowdeck.redact import redact
+from flowdeck.snapshot.pin import pinned_snapshots
 from flowdeck.steps.loader import import_object
 from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
 from flowdeck.templating.references import ReferenceResolver
@@ -98,7 +99,9 @@ def pull_deployment(
     records: list[StepRecord] = []
     options = RunOptions(resolver=resolver, strict=strict, install_requires=install_requires, root=target)
     outputs: dict[str, Any] = {}
-    with _chdir(target):
+    # The version's snapshots pin its storage pulls to exactly the code it was deployed with.
+    pin = pinned_snapshots(row.record.get("snapshots"), f"{row.deployment} version {row.label}")
+    with _chdir(target), pin:
         for step in steps:
             cwd = Path.cwd()
             outputs = run_steps([step], outputs, options, records)

@@ -34,6 +34,7 @@ from flowdeck.cli.output import (
 )
 from flowdeck.cli.registry import add_api_options, apply_registry_args
 from flowdeck.cli.signals import Terminated, terminating_signals
+from flowdeck.cli.snapshot import add_snapshot_commands
 from flowdeck.cli.storage import add_storage_commands
 from flowdeck.cli.store import add_store_commands
 from flowdeck.errors import FlowdeckError, FlowdeckWarning, UsageError
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_commands(sub)
     add_storage_commands(sub)
     add_api_options(sub)
+    add_snapshot_commands(sub)
     return parser
 
 

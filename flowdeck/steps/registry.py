@@ -77,6 +77,7 @@ _STORAGE_PUSH_EXTRA = (
     _p("max_workers", "integer", doc="parallel transfers (default 16)"),
     _p("external_symlinks", _STR, _NULL,
        doc="a file symlink leading outside the project: warn (default), refuse or follow"),
+    _p("plain_layout", _BOOL, doc="also write the per-file objects Prefect's pull steps read (default true)"),
 )
 
 BUILTIN_STEPS: tuple[StepSpec, ...] = (
@@ -158,7 +159,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("client_parameters", _OBJ, _NULL),
             *_STORAGE_PUSH_EXTRA,
         ),
-        ("bucket", "folder"),
+        ("bucket", "folder", "snapshot"),
         extra="s3",
         section_hint=("push",),
     ),
@@ -187,7 +188,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("credentials", _OBJ, required=True, doc=_CREDS_DOC, secret=True),
             *_STORAGE_PUSH_EXTRA,
         ),
-        ("container", "folder"),
+        ("container", "folder", "snapshot"),
         extra="azure",
         section_hint=("push",),
     ),
@@ -216,7 +217,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("credentials", _OBJ, _NULL, doc=_CREDS_DOC, secret=True),
             *_STORAGE_PUSH_EXTRA,
         ),
-        ("bucket", "folder"),
+        ("bucket", "folder", "snapshot"),
         extra="gcs",
         section_hint=("push",),
     ),

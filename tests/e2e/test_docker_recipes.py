@@ -63,7 +63,8 @@ def test_a_docker_recipe_builds_and_pushes_to_the_registry(
     assert {"opt/prefect/flows/hello.py", "opt/prefect/README.md"} <= files
 
     if backend is not None:
-        assert outputs["push_code"] == {backend.name_field: backend.name, "folder": "project"}
+        assert outputs["push_code"] == {backend.name_field: backend.name, "folder": "project",
+                                        "snapshot": outputs["push_code"]["snapshot"]}
         keys = backend.list_keys()
         assert {"project/Dockerfile", "project/flows/hello.py", "project/prefect.yaml"} <= set(keys)
         assert "project/.env" not in keys

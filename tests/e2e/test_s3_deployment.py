@@ -83,6 +83,12 @@ def test_an_s3_deployment_runs_its_code_from_the_bucket_and_redeploys(
     assert files["flows/hello.py"] == flow.read_bytes()
     assert ".env" not in files and "debug.log" not in files
 
+    # Rollback restores the exact code of version 1 (its snapshot), though the folder now holds version 2.
+    cli("deployment", "rollback", "e2e", cwd=elsewhere)
+    rolled = cli("run", "e2e", "--param", "name=s3", cwd=elsewhere)
+    assert json.loads(rolled.stdout) == "hello s3 v1"
+    assert "hello s3 v2" not in rolled.output
+
     # The secret key went in on stdin: no output and no stored version holds it.
     for revision in ("1", "2"):
         cli("deployment", "show", "e2e", "--version", revision, "--json", cwd=elsewhere)

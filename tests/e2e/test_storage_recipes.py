@@ -41,14 +41,17 @@ def test_a_storage_recipe_pushes_and_pulls_the_project(backend: Backend, project
 
     push_run = cli_ok("steps", "run", "push", "--json", cwd=project)
     pushed = json.loads(push_run.stdout)
-    assert pushed["push_code"] == {backend.name_field: backend.name, "folder": "project"}
+    assert pushed["push_code"] == {backend.name_field: backend.name, "folder": "project",
+                                   "snapshot": pushed["push_code"]["snapshot"]}
     # The upload is the project minus .prefectignore's matches (and the ignore file itself).
     expected = {**tree(project, skip=(".prefectignore",))}
     for ignored in ("flows/__pycache__/hello.cpython-311.pyc", ".env", ".venv/bin/activate", "debug.log"):
         expected.pop(ignored)
     assert sorted(expected) == sorted([*PROJECT_FILES, "prefect.yaml"])
     keys = backend.list_keys()
-    assert [k for k in keys if not k.startswith("project/.flowdeck")] == sorted(f"project/{p}" for p in expected)
+    assert [k for k in keys if k.startswith("project/") and not k.startswith("project/.flowdeck")] == sorted(
+        f"project/{p}" for p in expected)
+    assert any(k.startswith(".flowdeck-snapshots/project/snapshots/") for k in keys)  # the snapshot, beside it
 
     # `steps run pull` on its own: the recipe's pull step reads push_code's outputs, which deploy would
     # have filled in, so the worker's copy of the file carries them.

@@ -81,7 +81,7 @@ CASES = [
         "pull:\n- prefect_aws.deployments.steps.pull_from_s3:\n    bucket: '{{ push_code.bucket }}'\n"
         "    folder: '{{ push_code.prefix }}'\n",
         ["error: prefect.yaml:9:13: pull[0].prefect_aws.deployments.steps.pull_from_s3.folder: step 'push_code' "
-         "(push_to_s3) has no output 'prefix' (hint: its outputs are: bucket, folder)"],
+         "(push_to_s3) has no output 'prefix' (hint: its outputs are: bucket, folder, snapshot)"],
     ),
     (
         "unknown deployment key with a suggestion",

@@ -86,7 +86,8 @@ class AzureRemote:
         for blob in self.client.list_blobs(name_starts_with=prefix or None, include=["metadata"]):
             if blob.name.endswith("/") or (blob.metadata or {}).get("hdi_isfolder") == "true":
                 continue
-            yield RemoteObject(blob.name, int(blob.size))
+            modified = getattr(blob, "last_modified", None)
+            yield RemoteObject(blob.name, int(blob.size), modified.timestamp() if modified else None)
 
     def upload(self, local: Path, key: str, size: int) -> None:
         """``upload_blob`` streamed from the file (block upload above 8 MiB)."""
@@ -97,6 +98,15 @@ class AzureRemote:
         """``download_blob().readinto`` the file, chunk by chunk."""
         with open(local, "wb") as fh:
             self.client.download_blob(key, max_concurrency=2).readinto(fh)
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """``download_blob(offset, length).chunks()`` (4 MiB at a time)."""
+        yield from self.client.download_blob(key, offset=start, length=length).chunks()
+
+    def download_range(self, key: str, local: Path, start: int, length: int) -> None:
+        """``download_blob(offset, length).readinto`` the file."""
+        with open(local, "wb") as fh:
+            self.client.download_blob(key, offset=start, length=length, max_concurrency=2).readinto(fh)
 
     def delete(self, keys: Sequence[str]) -> None:
         """Delete blob by blob (missing ones are fine)."""
@@ -175,10 +185,11 @@ def push_to_azure_blob_storage(
     prune: bool = False,
     max_workers: int | None = None,
     external_symlinks: str | None = None,
+    plain_layout: bool = True,
 ) -> dict[str, Any]:
     """Upload the working directory to ``container/folder`` (Prefect's step, made incremental)."""
     remote = AzureRemote(container, credentials)
-    push_tree(
+    result = push_tree(
         remote,
         folder,
         root=Path.cwd(),
@@ -186,8 +197,9 @@ def push_to_azure_blob_storage(
         prune=prune,
         max_workers=max_workers,
         external_symlinks=external_symlinks,
+        plain_layout=plain_layout,
     )
-    return {"container": container, "folder": folder}
+    return {"container": container, "folder": folder, "snapshot": result.snapshot}
 
 
 def pull_from_azure_blob_storage(

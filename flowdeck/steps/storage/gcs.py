@@ -24,6 +24,7 @@ from flowdeck.steps.storage.transfer import DEFAULT_WORKERS
 __all__ = ["GcsRemote", "pull_from_gcs", "push_to_gcs"]
 
 _SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+_RANGE = 4 * 1024 * 1024
 _CHUNK = 8 * 1024 * 1024  # resumable uploads in 8 MiB chunks above this size (a multiple of 256 KiB)
 
 
@@ -103,7 +104,8 @@ class GcsRemote:
         """``list_blobs(prefix=...)``, skipping ``/``-terminated folder placeholders."""
         for blob in self.client.list_blobs(self.bucket_name, prefix=prefix or None, retry=None):
             if not blob.name.endswith("/"):
-                yield RemoteObject(blob.name, int(blob.size or 0))
+                modified = blob.updated or blob.time_created
+                yield RemoteObject(blob.name, int(blob.size or 0), modified.timestamp() if modified else None)
 
     def upload(self, local: Path, key: str, size: int) -> None:
         """``upload_from_filename``; resumable in 8 MiB chunks for large files."""
@@ -113,6 +115,22 @@ class GcsRemote:
     def download(self, key: str, local: Path) -> None:
         """``download_to_filename`` (streamed)."""
         self.bucket.blob(key).download_to_filename(str(local), retry=None)
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """Ranged ``download_as_bytes`` calls of 4 MiB each (the client has no streaming read with a range)."""
+        blob = self.bucket.blob(key)
+        end = start + length
+        while start < end:
+            stop = min(end, start + _RANGE)
+            piece: bytes = blob.download_as_bytes(start=start, end=stop - 1, retry=None, checksum=None)
+            if not piece:
+                return
+            yield piece
+            start += len(piece)
+
+    def download_range(self, key: str, local: Path, start: int, length: int) -> None:
+        """``download_to_filename`` of the byte range (``end`` is inclusive)."""
+        self.bucket.blob(key).download_to_filename(str(local), start=start, end=start + length - 1, retry=None)
 
     def delete(self, keys: Sequence[str]) -> None:
         """Delete blob by blob (missing ones are fine)."""
@@ -192,10 +210,11 @@ def push_to_gcs(
     prune: bool = False,
     max_workers: int | None = None,
     external_symlinks: str | None = None,
+    plain_layout: bool = True,
 ) -> dict[str, Any]:
     """Upload the working directory to ``gs://bucket/folder`` (Prefect's step, made incremental)."""
     remote = GcsRemote(bucket, credentials, project, max_workers or DEFAULT_WORKERS)
-    push_tree(
+    result = push_tree(
         remote,
         folder,
         root=Path.cwd(),
@@ -203,8 +222,9 @@ def push_to_gcs(
         prune=prune,
         max_workers=max_workers,
         external_symlinks=external_symlinks,
+        plain_layout=plain_layout,
     )
-    return {"bucket": bucket, "folder": folder}
+    return {"bucket": bucket, "folder": folder, "snapshot": result.snapshot}
 
 
 def pull_from_gcs(

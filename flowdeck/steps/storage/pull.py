@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowdeck.errors import StorageError
+from flowdeck.snapshot.reader import SnapshotSource, snapshot_for_pull
 from flowdeck.steps.storage.cache import ObjectCache
 from flowdeck.steps.storage.destfs import inside
 from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
@@ -167,16 +168,23 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
     started = time.monotonic()
     workers = worker_count(max_workers)
     prefix = normalise_folder(folder)
-    source = remote.url(prefix)
+    # Snapshot hook: a pinned version (or a push without the plain layout) is pulled from its snapshot.
+    # Read before taking the lock: a missing or damaged snapshot fails with the directory untouched.
+    snap = snapshot_for_pull(remote, prefix)
 
     write_record = partial(_write_record, target)
     with locked_destination(target):
         # Before reading what was pulled: finish or remove what a killed pull left behind.
         recover_stale(target, _still_as_pulled, write_record)
-        wanted, has_manifest = _wanted(remote, prefix)
+        wanted: dict[str, tuple[str, FileEntry | None]]
+        if snap is not None:
+            wanted = {safe_relpath(r, r): (r, e) for r, e in snap.manifest.files.items()}
+            has_manifest = True
+        else:
+            wanted, has_manifest = _wanted(remote, prefix)
         previous = _read_record(target)
         counts, unchanged, removed = _pull_locked(
-            remote, prefix, target, wanted, previous, workers, write_record
+            remote, prefix, target, wanted, previous, workers, write_record, snap
         )
 
     result = PullResult(
@@ -191,8 +199,8 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
     log.info(
         "pulled %d files from %s%s: %d downloaded (%s), %d from cache, %d unchanged, %d removed, in %.2fs",
         result.files,
-        source,
-        "" if has_manifest else " (no flowdeck manifest)",
+        remote.url(prefix),
+        f" (snapshot {snap.id[:12]})" if snap is not None else "" if has_manifest else " (no flowdeck manifest)",
         result.downloaded,
         human_bytes(result.bytes_downloaded),
         result.from_cache,
@@ -211,6 +219,7 @@ def _pull_locked(
     previous: dict[str, dict[str, Any]],
     workers: int,
     write_record: Callable[[str, dict[str, Any]], None],
+    snap: SnapshotSource | None = None,
 ) -> tuple[dict[str, int], int, int]:
     """Download into staging, then swap in (holding the destination's lock): (counts, unchanged, removed)."""
     cache = ObjectCache()
@@ -257,13 +266,20 @@ def _pull_locked(
                 counts["downloaded"] += 1
                 counts["bytes"] += size
 
-        jobs = [
-            Job("download", key, entry.size if entry else 0, partial(fetch, rel, key, entry))
-            for rel, key, entry in todo
-        ]
-        total = sum(e.size for _, _, e in todo if e is not None)
-        with Progress(f"pull {remote.url(prefix)}", total) as progress:
-            run_jobs(jobs, remote, workers, progress)
+        if snap is not None:
+            # Downloaded pack regions live inside staging, so a killed pull's are cleaned up with it.
+            scratch = staging / "scratch"
+            scratch.mkdir()
+            got = snap.fetch([(r, e) for r, _, e in todo if e is not None], files, scratch, cache, workers)
+            counts.update(downloaded=got.downloaded, cached=got.cached, bytes=got.bytes)
+        else:
+            jobs = [
+                Job("download", key, entry.size if entry else 0, partial(fetch, rel, key, entry))
+                for rel, key, entry in todo
+            ]
+            total = sum(e.size for _, _, e in todo if e is not None)
+            with Progress(f"pull {remote.url(prefix)}", total) as progress:
+                run_jobs(jobs, remote, workers, progress)
 
         # Every file is here and verified: record what the directory will hold, journal the swap, swap.
         record: dict[str, dict[str, Any]] = dict(unchanged)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from flowdeck.errors import FlowdeckWarning, Location, StorageError
 from flowdeck.ignore import IgnoreSpec, WalkEntry
+from flowdeck.snapshot.writer import write_snapshot
 from flowdeck.steps.storage.destfs import inside
 from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
 from flowdeck.steps.storage.remote import Remote, normalise_folder
@@ -48,6 +49,7 @@ class PushResult:
     deleted: int
     bytes_uploaded: int
     seconds: float
+    snapshot: str | None = None
 
 
 def selected_files(root: Path, ignore_file: str | None) -> list[WalkEntry]:
@@ -132,8 +134,10 @@ def push_tree(
     prune: bool = False,
     max_workers: int | None = None,
     external_symlinks: str | None = None,
+    plain_layout: bool = True,
 ) -> PushResult:
-    """Upload the included files under ``root`` to ``folder``, skipping those already there unchanged.
+    """Upload the included files under ``root`` to ``folder``, skipping those already there unchanged, and
+    write the tree's snapshot (``plain_layout=False``: the snapshot only, no per-file objects).
 
     ``external_symlinks`` says what to do with a file symlink leading outside ``root`` (see the module
     docstring)."""
@@ -145,6 +149,8 @@ def push_tree(
     check_external_symlinks(root, entries, external_symlinks_policy(external_symlinks))
     tree = local_tree(entries, workers)
 
+    if not plain_layout:
+        return _snapshot_only(remote, prefix, tree, workers, started)
     old_data = with_retries(remote, "read", manifest_key, lambda: remote.read(manifest_key))
     old = Manifest.from_bytes(old_data, remote.url(manifest_key)) if old_data is not None else Manifest()
     listed = with_retries(remote, "list", prefix, lambda: {o.key: o.size for o in remote.list(prefix)})
@@ -187,7 +193,9 @@ def push_tree(
         )
         with_retries(remote, "write", manifest_key, lambda: remote.write(manifest_key, new.to_bytes()))
 
+    snap = write_snapshot(remote, prefix, tree, workers=workers)
     result = PushResult(
+        snapshot=snap.id,
         files=len(tree),
         uploaded=len(uploads),
         skipped=len(tree) - len(uploads),
@@ -206,3 +214,20 @@ def push_tree(
         result.seconds,
     )
     return result
+
+
+def _snapshot_only(
+    remote: Remote, prefix: str, tree: dict[str, tuple[WalkEntry, FileEntry]], workers: int, started: float
+) -> PushResult:
+    """A push with ``plain_layout: false``: the snapshot is the only copy (for deployments only flowdeck
+    pulls); the per-file objects Prefect's pull steps read are neither written nor pruned."""
+    snap = write_snapshot(remote, prefix, tree, workers=workers, plain_layout=False)
+    return PushResult(
+        snapshot=snap.id,
+        files=len(tree),
+        uploaded=0,
+        skipped=len(tree),
+        deleted=0,
+        bytes_uploaded=snap.bytes_uploaded,
+        seconds=time.monotonic() - started,
+    )

@@ -22,10 +22,12 @@ __all__ = ["Failure", "Remote", "RemoteObject", "client_cache", "missing_sdk", "
 
 @dataclass(frozen=True)
 class RemoteObject:
-    """One object of a listing: its full key and size in bytes."""
+    """One object of a listing: its full key, size in bytes and, when the store says, last-modified time
+    (seconds since the epoch; snapshot gc uses it for its grace period)."""
 
     key: str
     size: int
+    modified: float | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,14 @@ class Remote(Protocol):
 
     def download(self, key: str, local: Path) -> None:
         """Stream ``key`` into the local file (created or truncated)."""
+        ...
+
+    def download_range(self, key: str, local: Path, start: int, length: int) -> None:
+        """Stream ``length`` bytes of ``key`` from offset ``start`` into the local file (snapshot packs)."""
+        ...
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """Stream ``length`` bytes of ``key`` from offset ``start``, in pieces of at most a few MiB."""
         ...
 
     def delete(self, keys: Sequence[str]) -> None:

@@ -48,6 +48,7 @@ _TRANSIENT_CODES = {
     "504",
 }
 _MULTIPART = 16 * 1024 * 1024
+_STREAM = 1024 * 1024
 
 
 def _session_and_params(
@@ -159,15 +160,45 @@ class S3Remote:
         for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 if not obj["Key"].endswith("/"):
-                    yield RemoteObject(obj["Key"], int(obj["Size"]))
+                    modified = obj.get("LastModified")
+                    yield RemoteObject(obj["Key"], int(obj["Size"]), modified.timestamp() if modified else None)
 
     def upload(self, local: Path, key: str, size: int) -> None:
-        """``upload_file`` (multipart above 16 MiB)."""
-        self.client.upload_file(str(local), self.bucket, key, Config=self.transfer)
+        """One streamed ``put_object`` below 16 MiB; ``upload_file`` (multipart) above.
+
+        ``upload_file`` builds a transfer manager and its threads per call: for small files that cost more
+        than the request itself.
+        """
+        if size >= _MULTIPART:
+            self.client.upload_file(str(local), self.bucket, key, Config=self.transfer)
+            return
+        with open(local, "rb") as fh:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=fh, ContentLength=size)
 
     def download(self, key: str, local: Path) -> None:
-        """``download_file`` (ranged, parallel parts for large objects)."""
-        self.client.download_file(self.bucket, key, str(local), Config=self.transfer)
+        """One streamed ``get_object`` (no HEAD first); ``download_file`` (parallel ranged parts) when the
+        object turns out to be 16 MiB or more."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key)
+        body = answer["Body"]
+        if int(answer.get("ContentLength") or 0) >= _MULTIPART:
+            body.close()
+            self.client.download_file(self.bucket, key, str(local), Config=self.transfer)
+            return
+        _stream_to(body, local)
+
+    def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
+        """A ranged ``get_object``, read 1 MiB at a time."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        body = answer["Body"]
+        try:
+            yield from body.iter_chunks(_STREAM)
+        finally:
+            body.close()
+
+    def download_range(self, key: str, local: Path, start: int, length: int) -> None:
+        """A ranged ``get_object`` streamed into the file."""
+        answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
+        _stream_to(answer["Body"], local)
 
     def delete(self, keys: Sequence[str]) -> None:
         """``delete_objects`` in batches of 1000 (the API's limit)."""
@@ -227,6 +258,16 @@ class S3Remote:
         return Failure(StorageError(f"{where}: {text}", hint=hint), transient)
 
 
+def _stream_to(body: Any, local: Path) -> None:
+    # Not `with body`: a StreamingBody's context manager yields the raw urllib3 stream.
+    try:
+        with open(local, "wb") as fh:
+            for chunk in body.iter_chunks(_STREAM):
+                fh.write(chunk)
+    finally:
+        body.close()
+
+
 def _code(exc: BaseException) -> str:
     response = getattr(exc, "response", None)
     if isinstance(response, Mapping):
@@ -255,10 +296,11 @@ def push_to_s3(
     prune: bool = False,
     max_workers: int | None = None,
     external_symlinks: str | None = None,
+    plain_layout: bool = True,
 ) -> dict[str, Any]:
     """Upload the working directory to ``s3://bucket/folder`` (Prefect's ``push_to_s3``, made incremental)."""
     remote = S3Remote(bucket, credentials, client_parameters, max_workers or DEFAULT_WORKERS)
-    push_tree(
+    result = push_tree(
         remote,
         folder,
         root=Path.cwd(),
@@ -266,8 +308,9 @@ def push_to_s3(
         prune=prune,
         max_workers=max_workers,
         external_symlinks=external_symlinks,
+        plain_layout=plain_layout,
     )
-    return {"bucket": bucket, "folder": folder}
+    return {"bucket": bucket, "folder": folder, "snapshot": result.snapshot}
 
 
 def pull_from_s3(

@@ -74,8 +74,12 @@ def test_round_trip_keeps_content_names_and_exec_bits(
 ) -> None:
     src = _project(tmp_path / "src")
     monkeypatch.chdir(src)
-    assert store.push() == {store.name_arg: store.name, "folder": "flows"}
-    assert store.keys("") == sorted(["flows/" + p for p in PUSHED] + ["flows/" + MANIFEST_NAME])
+    out = store.push()
+    assert out == {store.name_arg: store.name, "folder": "flows", "snapshot": out["snapshot"]}
+    assert re.fullmatch(r"[0-9a-f]{64}", out["snapshot"])
+    # The folder holds exactly the plain layout; the snapshot lives beside it, out of Prefect's pulls' way.
+    assert store.keys("flows") == sorted(["flows/" + p for p in PUSHED] + ["flows/" + MANIFEST_NAME])
+    assert f".flowdeck-snapshots/flows/snapshots/{out['snapshot']}.json" in store.keys("")
 
     dest = tmp_path / "dest"
     dest.mkdir()
