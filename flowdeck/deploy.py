@@ -242,6 +242,9 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
                               fields.get("version_type"))
     if options.pin_commit:
         pull_steps = _pin_commits(project, pull_steps, info)
+    if dep.get("name") in (None, ""):
+        raise DeployError("a deployment name is required", location=project.locate(base),
+                          key_path=format_key_path(base), hint="add `name: ...` to the deployment")
     entrypoint = fields.get("entrypoint")
     if not isinstance(entrypoint, str) or not entrypoint:
         path = (*base, "entrypoint")
@@ -319,10 +322,16 @@ def deploy(project: Project, options: DeployOptions | None = None) -> list[Deplo
     cache = None if options.dry_run else _StepCache(project, options)
     planned = [_plan_one(project, index, options, cache) for index in indices]
     names = [p.name for p in planned]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise DeployError(f"two selected deployments are both called '{sorted(duplicates)[0]}'",
-                          hint="give each deployment of a flow its own name")
+    for position, name in enumerate(names):
+        if name in names[:position]:
+            first, second = indices[names.index(name)], indices[position]
+            where = project.locate(("deployments", first, "name"))
+            raise DeployError(
+                f"two selected deployments are both called '{name}' (the first is deployments[{first}]"
+                f"{f', line {where.line}' if where else ''})",
+                location=project.locate(("deployments", second, "name")),
+                key_path=format_key_path(("deployments", second, "name")),
+                hint="give each deployment of a flow its own name")
     if options.dry_run:
         return _dry_run(planned)
     outcomes = record_versions([p.pending for p in planned])

@@ -31,7 +31,7 @@ def _print_problem(problem: Problem) -> None:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from flowdeck.validation import validate_file
 
-    report = validate_file(args.file, strict=args.strict)
+    report = validate_file(args.file, strict=args.strict, deployable=True)
     problems = report.sorted()
     if args.json:
         out(json.dumps({"file": report.file, "valid": report.ok,

@@ -162,12 +162,11 @@ def _bad_entrypoint(entrypoint: str) -> bool:
 
 
 def check_semantics(project: Project) -> list[Problem]:
-    """Rules across keys: one kind per schedule, schedule vs schedules, entrypoint shape, names."""
+    """Rules across keys: one kind per schedule, schedule vs schedules, entrypoint shape."""
     problems: list[Problem] = []
     deployments = project.data.get("deployments")
     if not isinstance(deployments, list):
         return problems
-    seen_names: dict[str, int] = {}
     for index, dep in enumerate(deployments):
         if not isinstance(dep, dict):
             continue
@@ -198,14 +197,4 @@ def check_semantics(project: Project) -> list[Problem]:
                 location=project.locate(path), key_path=format_key_path(path),
                 hint="write it as `path/to/file.py:function_name` or `package.module:function_name`",
                 code="entrypoint"))
-        name = dep.get("name")
-        if isinstance(name, str) and name:
-            if name in seen_names:
-                path = (*base, "name")
-                problems.append(Problem(
-                    "warning", f"deployment name '{name}' is also used by deployments[{seen_names[name]}]",
-                    location=project.locate(path), key_path=format_key_path(path),
-                    hint="names are unique per flow; `--name` cannot tell these apart", code="duplicate-name"))
-            else:
-                seen_names[name] = index
     return problems

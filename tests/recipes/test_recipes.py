@@ -96,6 +96,15 @@ def test_each_recipe_renders_valid_commented_yaml(name: str, tmp_path: Path) -> 
 def test_each_initialised_recipe_passes_flowdeck_validate(name: str, tmp_path: Path) -> None:
     fields = [a for k, v in FIELDS[name].items() for a in ("--field", f"{k}={v}")]
     assert run_cli("init", "--recipe", name, *fields, cwd=tmp_path).code == 0
+    # The template leaves the deployment's name and entrypoint empty, as Prefect's does: validate says so
+    # (deploy would refuse it) and nothing else; filled in, the file is valid.
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.code == 1, result.output
+    assert result.stderr.splitlines()[-1] == "prefect.yaml: 1 error, 0 warnings", result.stderr
+    assert "error: deployments[0]: deployments[0] has no name and no entrypoint" in result.stderr
+    path = tmp_path / "prefect.yaml"
+    path.write_text(path.read_text().replace("- name: null", "- name: d")
+                    .replace("entrypoint: null", "entrypoint: flows.py:main"))
     result = run_cli("validate", cwd=tmp_path)
     assert result.code == 0, result.output
 
