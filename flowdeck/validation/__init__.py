@@ -9,6 +9,7 @@ from pathlib import Path
 from flowdeck.config import Project, load_project
 from flowdeck.errors import ConfigError, Location, Problem
 from flowdeck.validation.deployable import check_deployable, check_names
+from flowdeck.validation.legacy import check_legacy_keys
 from flowdeck.validation.references import check_references, template_errors
 from flowdeck.validation.report import ValidationReport
 from flowdeck.validation.schema import check_schema, check_semantics, check_unknown_keys
@@ -28,6 +29,7 @@ def validate_project(project: Project, *, strict: bool = False, env: Mapping[str
     report.extend(project.file.problems)
     report.extend(check_schema(project))
     report.extend(check_unknown_keys(project))
+    report.extend(check_legacy_keys(project))
     report.extend(check_semantics(project))
     report.extend(check_names(project))
     if deployable:

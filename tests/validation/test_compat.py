@@ -82,3 +82,45 @@ def test_deploy_of_a_deployment_without_a_name_is_a_located_error(tmp_path: Path
     assert result.code == 1, result.output
     assert "prefect.yaml:2:3: deployments[0]: a deployment name is required" in result.stderr
     assert "internal error" not in result.output
+
+
+def test_prefect2_keys_get_named_warnings_with_the_prefect3_spelling(tmp_path: Path) -> None:
+    text = ("deployments:\n- name: d\n  entrypoint: f.py:f\n  is_schedule_active: false\n"
+            "  infra_overrides: {env: {A: '1'}}\n  schedule: {}\n  schedules:\n  - cron: '0 * * * *'\n"
+            "    max_active_runs: 1\n    catchup: false\n")
+    assert _report(tmp_path, text) == [
+        "warning: prefect.yaml:4:3: deployments[0].is_schedule_active: 'is_schedule_active' is a Prefect 2 "
+        "deployment key; Prefect 3 ignores it (hint: write `active: false` on each schedule under `schedules:` "
+        "(or `paused: true` for the whole deployment))",
+        "warning: prefect.yaml:5:3: deployments[0].infra_overrides: 'infra_overrides' is a Prefect 2 deployment "
+        "key; Prefect 3 ignores it (hint: write `work_pool: {job_variables: {...}}`)",
+        "warning: prefect.yaml:6:3: deployments[0].schedule: the singular `schedule` (Prefect 2) is ignored beside "
+        "`schedules` (hint: remove `schedule:`; put every schedule in the `schedules:` list)",
+        "warning: prefect.yaml:9:5: deployments[0].schedules[0].max_active_runs: 'max_active_runs' is a Prefect 2 "
+        "schedule key; Prefect 3 rejects it (and then skips the whole file) (hint: write `concurrency_limit: N` "
+        "on the deployment)",
+        "warning: prefect.yaml:10:5: deployments[0].schedules[0].catchup: 'catchup' is a Prefect 2 schedule key; "
+        "Prefect 3 rejects it (and then skips the whole file) (hint: remove it: Prefect 3 schedules have no "
+        "catch-up)",
+    ]
+
+
+def test_did_you_mean_suggests_only_near_misses(tmp_path: Path) -> None:
+    text = "description: my flows\ndeployments:\n- name: d\n  entrypoint: f.py:f\n  decription: x\n"
+    messages = _report(tmp_path, text)
+    assert "definitions" not in "\n".join(messages)
+    assert messages == [
+        "warning: prefect.yaml:1:1: description: a top-level `description` is ignored (Prefect's recipes use it "
+        "as recipe metadata) (hint: a deployment's description goes under its entry in `deployments:`)",
+        "warning: prefect.yaml:5:3: deployments[0].decription: unknown deployment key 'decription' is ignored "
+        "(hint: did you mean 'description'?)",
+    ]
+
+
+def test_a_deployment_written_at_the_top_level_says_how_to_move_it(tmp_path: Path) -> None:
+    text = "name: proj\nflow_name: etl\nentrypoint: f.py:f\n"
+    (message,) = _report(tmp_path, text)
+    assert message == (
+        "warning: prefect.yaml:2:1: flow_name: `flow_name`, `entrypoint` at the top level belong to a deployment; "
+        "Prefect ignores them here (hint: move the deployment under `deployments:` as a list item: write "
+        "`deployments:`, then `- name: ...` and indent `flow_name`, `entrypoint` under it)")
