@@ -192,3 +192,20 @@ def test_init_list_shows_every_recipe_and_its_inputs() -> None:
 def test_bundled_recipe_errors_are_recipe_errors() -> None:
     with pytest.raises(RecipeError):
         load_recipe("../s3")
+
+
+def test_docker_recipe_pulls_into_the_directory_the_generated_dockerfile_copies_to(tmp_path: Path) -> None:
+    from flowdeck.steps.docker_context import generate_dockerfile
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    result = run_cli("init", "--recipe", "docker", "--name", "other-name", "--field", "image_name=r/x",
+                     "--field", "tag=v1", cwd=project)
+    assert result.code == 0, result.output
+    config = yaml.safe_load((project / "prefect.yaml").read_text())
+    assert config["name"] == "other-name"
+    directory = _steps(config["pull"])["set_working_directory"]["directory"]
+    # The build step generates its Dockerfile from the directory it runs in (the project directory).
+    dockerfile = generate_dockerfile("python:3.12-slim", project.name, has_requirements=False)
+    assert f"COPY . {directory}/" in dockerfile
+    assert f"WORKDIR {directory}/" in dockerfile

@@ -124,3 +124,14 @@ def test_a_deployment_written_at_the_top_level_says_how_to_move_it(tmp_path: Pat
         "warning: prefect.yaml:2:1: flow_name: `flow_name`, `entrypoint` at the top level belong to a deployment; "
         "Prefect ignores them here (hint: move the deployment under `deployments:` as a list item: write "
         "`deployments:`, then `- name: ...` and indent `flow_name`, `entrypoint` under it)")
+
+
+def test_a_run_time_name_points_to_ctx(tmp_path: Path) -> None:
+    text = ("deployments:\n- name: d\n  entrypoint: f.py:f\n  work_pool:\n    name: p\n    job_variables:\n"
+            "      name: 'run-{{ flow_run.name }}'\n")
+    (message,) = _report(tmp_path, text)
+    assert message == (
+        "error: prefect.yaml:7:13: deployments[0].work_pool.job_variables.name: '{{ flow_run.name }}' is a "
+        "run-time value, which Prefect only fills in as `ctx.flow_run.name` (hint: write "
+        "'{{ ctx.flow_run.name }}')")
+    assert "id:" not in message
