@@ -56,7 +56,8 @@ def _cmd_check_ignore(args: argparse.Namespace) -> int:
 def add_storage_commands(sub: Any) -> None:
     def ignore_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--deployment", metavar="NAME", help="use this deployment's push step's ignore_file")
-        p.add_argument("--file", default="prefect.yaml", help="the prefect.yaml to read")
+        p.add_argument("--file", "--prefect-file", dest="file", default="prefect.yaml",
+                       help="the prefect.yaml to read")
         p.add_argument("--ignore-file", metavar="F", help="ignore file (default .prefectignore)")
 
     ls = sub.add_parser("ls-files", help="list the files a storage push would upload, with the total size")
