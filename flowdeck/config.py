@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowdeck.errors import ConfigError, FlowdeckWarning, Location, StepInputError
+from flowdeck.errors import ConfigError, FlowdeckWarning, Location, Problem, StepInputError
 from flowdeck.source import KeyPath, LoadedFile, format_key_path, load_yaml_file
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.steps.registry import StepSpec
@@ -223,6 +223,7 @@ def load_project(path: Path | str | None = None, *, root: Path | None = None) ->
             location=loaded.source.locate(()) or Location(loaded.source.file, 1, 1),
             hint="a prefect.yaml has top-level keys such as `deployments:`, `build:`, `push:` and `pull:`",
         )
+    _merge_legacy_deployments(loaded, file_path)
     if root is not None:
         return Project(file=loaded, root=root)
     project_root, rule = choose_root(file_path, loaded.data, Path.cwd())
@@ -234,6 +235,46 @@ def load_project(path: Path | str | None = None, *, root: Path | None = None) ->
             hint=f"run flowdeck from {project_root}, or write the entrypoints relative to the directory you "
                  "deploy from"), stacklevel=2)
     return project
+
+
+LEGACY_DEPLOYMENT_FILES = ("deployment.yaml", "deployment.yml")
+
+
+def _merge_legacy_deployments(loaded: LoadedFile, file_path: Path) -> None:
+    """Prefect 2.10's layout: build/push/pull in prefect.yaml, the deployments in ``deployment.yaml`` beside
+    it (a ``deployments:`` list, or one deployment mapping). Read as Prefect 2.10 did, when prefect.yaml has
+    no deployments of its own; Prefect 3 ignores that file silently, so this warns how to merge it."""
+    data = loaded.data
+    if not isinstance(data, dict) or data.get("deployments"):
+        return
+    legacy = next((file_path.parent / n for n in LEGACY_DEPLOYMENT_FILES if (file_path.parent / n).is_file()), None)
+    if legacy is None:
+        return
+    shown = str(Path(loaded.source.file).parent / legacy.name) if loaded.source.file != DEFAULT_FILE else legacy.name
+    extra = load_yaml_file(legacy, display_name=shown)
+    prefix: KeyPath
+    if isinstance(extra.data, dict) and isinstance(extra.data.get("deployments"), list):
+        deployments, prefix = extra.data["deployments"], ("deployments",)
+    elif isinstance(extra.data, dict) and extra.data:
+        deployments, prefix = [extra.data], ()
+    else:
+        return
+    data["deployments"] = deployments
+    index_shift: KeyPath = ("deployments",) if prefix else ("deployments", 0)
+    for table, target in ((extra.source.values, loaded.source.values), (extra.source.keys, loaded.source.keys)):
+        for path, location in table.items():
+            if prefix and path[:1] == prefix:
+                target[("deployments", *path[1:])] = location
+            elif not prefix:
+                target[(*index_shift, *path)] = location
+    loaded.problems.extend(extra.problems)
+    where = extra.source.locate(()) or Location(shown, 1, 1)
+    loaded.problems.append(Problem(
+        "warning", f"the deployments are read from {shown}, as Prefect 2.10 did; Prefect 3 ignores that file",
+        location=where, key_path="deployments",
+        hint=f"merge it into {loaded.source.file}: copy its "
+             f"{'`deployments:` list' if prefix else 'deployment, as one `- name: ...` item under `deployments:`'}"
+             f" to the end of {loaded.source.file}, then delete {legacy.name}", code="legacy-deployment-file"))
 
 
 WORKING_DIRECTORY = "working directory"

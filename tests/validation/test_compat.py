@@ -135,3 +135,29 @@ def test_a_run_time_name_points_to_ctx(tmp_path: Path) -> None:
         "run-time value, which Prefect only fills in as `ctx.flow_run.name` (hint: write "
         "'{{ ctx.flow_run.name }}')")
     assert "id:" not in message
+
+
+def test_prefect_2_10_layout_reads_deployment_yaml_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "flow.py").write_text("def main(n: int = 1):\n    return n\n")
+    (tmp_path / "prefect.yaml").write_text(
+        "name: proj\nbuild: null\npush: null\npull:\n- prefect.deployments.steps.set_working_directory:\n"
+        "    directory: /opt/proj\n")
+    (tmp_path / "deployment.yaml").write_text(
+        "deployments:\n- name: nightly\n  entrypoint: flow.py:main\n  parameters:\n    m: 1\n")
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "deployment.yaml:1:1: warning: deployments: the deployments are read from deployment.yaml, as Prefect 2.10 "
+        "did; Prefect 3 ignores that file (hint: merge it into prefect.yaml: copy its `deployments:` list to the "
+        "end of prefect.yaml, then delete deployment.yaml)")
+    deployed = run_cli("deploy", "--dry-run", cwd=tmp_path)
+    # Located in deployment.yaml, where the deployment is written.
+    assert deployed.code == 1, deployed.output
+    assert ("deployment.yaml:5:5: deployments[0].parameters.m: flow function 'main' has no parameter 'm'"
+            in deployed.stderr), deployed.stderr
+    (tmp_path / "deployment.yaml").write_text("name: nightly\nentrypoint: flow.py:main\n")
+    deployed = run_cli("deploy", "--dry-run", cwd=tmp_path)
+    assert deployed.code == 0, deployed.output
+    assert "main/nightly: would create" in deployed.stdout
+    assert "directory: /opt/proj" in deployed.stdout
+    assert "as one `- name: ...` item under `deployments:`" in deployed.stderr
