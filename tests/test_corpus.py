@@ -10,7 +10,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT, run_cli
 
-CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+# ../shared/corpus from the main checkout; ../../shared/corpus from a worktree under wt/.
+CORPUS = next((c for c in (REPO_ROOT.parent / "shared" / "corpus", REPO_ROOT.parent.parent / "shared" / "corpus")
+               if c.is_dir()), REPO_ROOT.parent / "shared" / "corpus")
 FILES = sorted(p for p in CORPUS.glob("*.y*ml")) if CORPUS.is_dir() else []
 
 # Files Prefect itself would deploy, minus the ones with genuine mistakes named below.
@@ -45,6 +47,22 @@ GENUINE_MISTAKES = {
 # Files Prefect reads but would not deploy for a reason visible in the file alone (validate reports those since
 # issue #12: no deployments, a deployment without a name or an entrypoint, one flow/name twice).
 NOT_DEPLOYABLE: dict[str, str] = {
+    "019": "the init template was never filled in: a deployment without a name or an entrypoint",
+    "059": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "073": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "075": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "077": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "091": "five deployments without an entrypoint",
+    "123": "no deployments (a Kubernetes manifest, not a prefect.yaml)",
+    "131": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "165": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "173": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "209": "the init template was never filled in: a deployment without a name or an entrypoint",
+    "229": "no deployments (only a pull section)",
+    "255": "no deployments (a docker-compose file, not a prefect.yaml)",
+    "261": "the init template was never filled in: a deployment without a name or an entrypoint",
+    "279": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
+    "315": "no deployments (Prefect 2.10's layout; its deployment.yaml is not in the corpus)",
 }
 
 

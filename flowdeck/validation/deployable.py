@@ -77,8 +77,10 @@ def check_deployable(project: Project) -> list[Problem]:
                 location=(project.locate_key(key) if "deployments" in project.data else None)
                 or Location(project.name, 1, 1),
                 key_path="deployments",
-                hint="add one under `deployments:` (`- name: ...` with an `entrypoint:`), or run "
-                     "`flowdeck init`; a file that only holds steps can still be used with `flowdeck steps run`",
+                hint="add one under `deployments:` (`- name: ...` with an `entrypoint:`)"
+                     + ("; with Prefect 2.10's layout keep the deployment.yaml beside this file"
+                        if any(k in project.data for k in ("build", "push", "pull")) else "")
+                     + "; a file that only holds steps can still be used with `flowdeck steps run`",
                 code="no-deployments"))
         return problems
     for index, dep in enumerate(raw):
