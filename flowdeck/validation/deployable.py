@@ -19,21 +19,30 @@ __all__ = ["check_deployable", "check_names", "flow_key"]
 
 
 def flow_key(dep: dict[str, Any]) -> str | None:
-    """The flow a deployment belongs to as far as the file says: its ``flow_name``, else the entrypoint's
-    function name as Prefect's default flow name (``_`` as ``-``); None when neither is written."""
+    """The flow a deployment certainly belongs to as far as the file says: its ``flow_name``, else its
+    entrypoint (one file and function is one flow); None when neither is written or both are templated."""
     flow_name = dep.get("flow_name")
     if isinstance(flow_name, str) and flow_name and "{{" not in flow_name:
-        return flow_name
+        return f"flow {flow_name}"
     entrypoint = dep.get("entrypoint")
     if isinstance(entrypoint, str) and entrypoint and "{{" not in entrypoint:
-        function = split_entrypoint(entrypoint)[1]
-        return function.replace("_", "-") if function else None
+        module, function = split_entrypoint(entrypoint.replace("\\", "/"))
+        return f"entrypoint {module.removeprefix('./')}:{function}"
     return None
 
 
+def _shown(dep: dict[str, Any], name: str) -> str:
+    flow_name = dep.get("flow_name")
+    if isinstance(flow_name, str) and flow_name:
+        return f"{flow_name}/{name}"
+    entrypoint = dep.get("entrypoint")
+    function = split_entrypoint(entrypoint)[1] if isinstance(entrypoint, str) else ""
+    return f"{function.replace('_', '-')}/{name}" if function else name
+
+
 def check_names(project: Project) -> list[Problem]:
-    """Two deployments with one name: an error when they are certainly one flow (same flow_name, or the same
-    entrypoint function), else a warning (their flows' names are known only from the flow files)."""
+    """Two deployments with one name: an error when they are certainly one flow (the same flow_name, or the
+    same entrypoint), else a warning (their flows' names are known only from the flow files)."""
     problems: list[Problem] = []
     seen: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     raw = project.data.get("deployments")
@@ -52,7 +61,7 @@ def check_names(project: Project) -> list[Problem]:
             first = project.locate(("deployments", same[0], "name"))
             where = f" (line {first.line})" if first else ""
             problems.append(Problem(
-                "error", f"deployment '{flow_key(dep)}/{name}' is defined twice: deployments[{same[0]}]{where} "
+                "error", f"deployment '{_shown(dep, name)}' is defined twice: deployments[{same[0]}]{where} "
                 "has the same flow and name", location=project.locate(path), key_path=format_key_path(path),
                 hint="give each deployment of a flow its own name; deploy would refuse to record both",
                 code="duplicate-name"))
@@ -60,7 +69,8 @@ def check_names(project: Project) -> list[Problem]:
             problems.append(Problem(
                 "warning", f"deployment name '{name}' is also used by deployments[{earlier[0][0]}]",
                 location=project.locate(path), key_path=format_key_path(path),
-                hint="names are unique per flow; `--name` cannot tell these apart", code="duplicate-name"))
+                hint="names are unique per flow: if both flows have the same name, deploy refuses them; "
+                     "`--name` cannot tell these apart", code="duplicate-name"))
         earlier.append((index, dep))
     return problems
 

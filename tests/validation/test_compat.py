@@ -47,8 +47,8 @@ def _validate_cli(tmp_path: Path, text: str) -> tuple[int, str]:
     ("deployments:\n- name: d\n  entrypoint: f.py:f\n- name: d\n  entrypoint: f.py:f\n",
      "prefect.yaml:4:9: error: deployments[1].name: deployment 'f/d' is defined twice: deployments[0] (line 2) "
      "has the same flow and name"),
-    ("deployments:\n- name: d\n  entrypoint: a.py:etl\n- name: d\n  entrypoint: b.py:etl\n",
-     "prefect.yaml:4:9: error: deployments[1].name: deployment 'etl/d' is defined twice"),
+    ("deployments:\n- name: d\n  flow_name: etl\n  entrypoint: a.py:one\n- name: d\n  flow_name: etl\n"
+     "  entrypoint: b.py:two\n", "prefect.yaml:5:9: error: deployments[1].name: deployment 'etl/d' is defined twice"),
 ])
 def test_validate_fails_on_what_deploy_would_reject(tmp_path: Path, text: str, expected: str) -> None:
     code, stderr = _validate_cli(tmp_path, text)
@@ -57,8 +57,9 @@ def test_validate_fails_on_what_deploy_would_reject(tmp_path: Path, text: str, e
 
 
 def test_same_name_for_two_flows_is_only_a_warning(tmp_path: Path) -> None:
-    code, stderr = _validate_cli(tmp_path, "deployments:\n- name: d\n  entrypoint: a.py:one\n"
-                                           "- name: d\n  entrypoint: a.py:two\n")
+    # Same function name in two files: the flows' names come from their decorators, only deploy can tell.
+    code, stderr = _validate_cli(tmp_path, "deployments:\n- name: d\n  entrypoint: a/flow.py:main\n"
+                                           "- name: d\n  entrypoint: b/flow.py:main\n")
     assert code == 0, stderr
     assert "warning: deployments[1].name: deployment name 'd' is also used by deployments[0]" in stderr
 
