@@ -6,6 +6,7 @@ file says: its deployments, and for each deployment the build, push and pull ste
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,10 @@ def load_project(path: Path | str | None = None, *, root: Path | None = None) ->
         return Project(file=loaded, root=root)
     project_root, rule = choose_root(file_path, loaded.data, Path.cwd())
     project = Project(file=loaded, root=project_root, root_rule=rule)
+    if rule == WORKING_DIRECTORY and file_path.resolve().parent != project_root:
+        logging.getLogger("flowdeck.config").info(
+            "entrypoints are resolved relative to the working directory %s, as in Prefect (not to the "
+            "directory of %s)", project_root, loaded.source.file)
     if rule == FILE_DIRECTORY:
         warnings.warn(FlowdeckWarning(
             f"entrypoints are resolved relative to {project_root} (the directory of {loaded.source.file}): "

@@ -29,7 +29,8 @@ def test_entrypoints_are_relative_to_the_working_directory(tmp_path: Path, optio
     assert "main/d: would create" in result.stdout
     # The project root is the working directory: the default pull step goes there, as in Prefect.
     assert f"directory: {root}" in result.stdout
-    assert "relative to" not in result.stderr
+    assert (f"entrypoints are resolved relative to the working directory {root}, as in Prefect (not to the "
+            "directory of deploy/prefect.yaml)") in result.stderr
 
 
 def test_the_files_directory_is_used_only_when_the_working_directory_finds_nothing(tmp_path: Path) -> None:
