@@ -151,9 +151,13 @@ def _scalar_key(node: yaml.Node) -> str | None:
     return node.value if isinstance(node, yaml.ScalarNode) else None
 
 
-def _same_node(a: yaml.Node, b: yaml.Node, depth: int = 0) -> bool:
-    """Whether two YAML nodes hold the same value (same tags and scalars, recursively; bounded depth)."""
-    if a is b:
+def _same_node(a: yaml.Node, b: yaml.Node, depth: int = 0, equal: set[tuple[int, int]] | None = None) -> bool:
+    """Whether two YAML nodes hold the same value (same tags and scalars, recursively; bounded depth).
+
+    Pairs already found equal are remembered, so aliases that expand exponentially compare in linear time.
+    """
+    equal = set() if equal is None else equal
+    if a is b or (id(a), id(b)) in equal:
         return True
     if depth > 100 or type(a) is not type(b) or a.tag != b.tag:
         return False
@@ -162,9 +166,13 @@ def _same_node(a: yaml.Node, b: yaml.Node, depth: int = 0) -> bool:
     if len(a.value) != len(b.value):
         return False
     if isinstance(a, yaml.MappingNode):
-        return all(_same_node(ka, kb, depth + 1) and _same_node(va, vb, depth + 1)
+        same = all(_same_node(ka, kb, depth + 1, equal) and _same_node(va, vb, depth + 1, equal)
                    for (ka, va), (kb, vb) in zip(a.value, b.value, strict=True))
-    return all(_same_node(x, y, depth + 1) for x, y in zip(a.value, b.value, strict=True))
+    else:
+        same = all(_same_node(x, y, depth + 1, equal) for x, y in zip(a.value, b.value, strict=True))
+    if same:
+        equal.add((id(a), id(b)))
+    return same
 
 
 def _check_duplicates(root: yaml.Node, name: str) -> list[Problem]:

@@ -162,3 +162,21 @@ def test_prefect_2_10_layout_reads_deployment_yaml_with_a_warning(tmp_path: Path
     assert "main/nightly: would create" in deployed.stdout
     assert "directory: /opt/proj" in deployed.stdout
     assert "as one `- name: ...` item under `deployments:`" in deployed.stderr
+
+
+def test_comparing_duplicate_values_stays_fast_with_exponential_aliases() -> None:
+    import time
+
+    lines = ["a0: &a0 [x, x]", "b0: &b0 [x, x]"]
+    for i in range(1, 40):
+        lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]", f"b{i}: &b{i} [*b{i - 1}, *b{i - 1}]"]
+    text = "definitions:\n" + "".join(f"  {line}\n" for line in lines) + "dup: *a39\ndup: *b39\n"
+    import yaml
+
+    from flowdeck.source import _check_duplicates
+
+    # Only the duplicate check (expanding the data itself is bounded elsewhere, issue #13).
+    started = time.monotonic()
+    problems = _check_duplicates(yaml.compose(text, Loader=yaml.SafeLoader), "prefect.yaml")
+    assert time.monotonic() - started < 5
+    assert [p.code for p in problems] == ["duplicate-key-same"]
