@@ -17,7 +17,9 @@ def test_dockerfile_auto_with_an_existing_dockerfile_is_refused(tmp_path: Path,
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(StepInputError) as caught:
-        build_docker_image(image_name="example.invalid/x", tag="v1", dockerfile="auto")
+        # A loopback base image: without the check this would try (and fail) to build, never reaching out.
+        build_docker_image(image_name="example.invalid/x", tag="v1", dockerfile="auto",
+                           base_image="127.0.0.1:9/none:1")
     assert str(caught.value) == (
         "dockerfile: auto, but a Dockerfile already exists in the build context (hint: write "
         "`dockerfile: Dockerfile` to build yours, or remove or rename it to generate one)")

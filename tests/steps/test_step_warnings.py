@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import REPO_ROOT, run_cli
 
 STEP = '''import warnings
 
@@ -20,7 +21,7 @@ def old_step(x):
 def test_a_deprecation_warning_from_a_users_step_is_shown_once(tmp_path: Path) -> None:
     (tmp_path / "mysteps.py").write_text(STEP)
     (tmp_path / "prefect.yaml").write_text("build:\n- mysteps.old_step:\n    x: 1\n")
-    result = run_cli("steps", "run", "build", cwd=tmp_path, env={"PYTHONPATH": str(tmp_path)})
+    result = run_cli("steps", "run", "build", cwd=tmp_path, env={"PYTHONPATH": os.pathsep.join((str(REPO_ROOT), str(tmp_path)))})
     assert result.code == 0, result.output
     assert result.stderr.count("DeprecationWarning: old_step is deprecated; use new_step") == 1, result.stderr
     assert "x is large" in result.stderr
