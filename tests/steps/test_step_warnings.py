@@ -21,7 +21,8 @@ def old_step(x):
 def test_a_deprecation_warning_from_a_users_step_is_shown_once(tmp_path: Path) -> None:
     (tmp_path / "mysteps.py").write_text(STEP)
     (tmp_path / "prefect.yaml").write_text("build:\n- mysteps.old_step:\n    x: 1\n")
-    result = run_cli("steps", "run", "build", cwd=tmp_path, env={"PYTHONPATH": os.pathsep.join((str(REPO_ROOT), str(tmp_path)))})
+    path = os.pathsep.join((str(REPO_ROOT), str(tmp_path)))
+    result = run_cli("steps", "run", "build", cwd=tmp_path, env={"PYTHONPATH": path})
     assert result.code == 0, result.output
     assert result.stderr.count("DeprecationWarning: old_step is deprecated; use new_step") == 1, result.stderr
     assert "x is large" in result.stderr
