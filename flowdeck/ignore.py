@@ -127,7 +127,14 @@ class PrefectReading:
 
     def decide(self, path: str) -> Rule | None:
         """The rule that decides ``path`` for Prefect (None when no pattern matches)."""
-        result = self.spec.check_file(path)
+        check = getattr(self.spec, "check_file", None)
+        if check is None:  # pathspec before check_file(): the last pattern that matches decides
+            last = None
+            for index, pattern in enumerate(self.spec.patterns):
+                if pattern.include is not None and pattern.match_file(path) is not None:
+                    last = index
+            return self.rules[last] if last is not None else None
+        result = check(path)
         index = getattr(result, "index", None)
         return self.rules[index] if index is not None and result.include is not None else None
 
