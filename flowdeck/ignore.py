@@ -135,8 +135,8 @@ class PrefectReading:
                     last = index
             return self.rules[last] if last is not None else None
         result = check(path)
-        index = getattr(result, "index", None)
-        return self.rules[index] if index is not None and result.include is not None else None
+        found: int | None = getattr(result, "index", None)
+        return self.rules[found] if found is not None and result.include is not None else None
 
 
 def _prefect_reading(label: str, rules: list[Rule]) -> PrefectReading | None:
