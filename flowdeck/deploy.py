@@ -225,7 +225,7 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         "build": _steps_as_written(build),
         "push": _steps_as_written(push),
         "pull": pull_raw,
-        "code": code_hash(project.root),
+        "code": "",  # hashed once the entrypoint is known to exist (a wrong root must not hash a whole home)
     }
 
     steps = [*(build.steps or []), *(push.steps or [])]
@@ -254,6 +254,7 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
                      key_path=format_key_path((*base, "entrypoint")))
     parameters = dict(fields.get("parameters") or {})
     _check_parameters(project, index, flow, parameters)
+    source["code"] = code_hash(project.root)
     flow_name = str(fields.get("flow_name") or flow.flow_name)
     name = f"{flow_name}/{dep['name']}"
     pool = fields.get("work_pool") if isinstance(fields.get("work_pool"), dict) else {}
