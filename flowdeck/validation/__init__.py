@@ -8,8 +8,8 @@ from pathlib import Path
 
 from flowdeck.config import Project, load_project
 from flowdeck.errors import ConfigError, Location, Problem
-from flowdeck.validation.incomplete import check_incomplete_references
 from flowdeck.validation.deployable import check_deployable, check_names
+from flowdeck.validation.incomplete import check_incomplete_references
 from flowdeck.validation.legacy import check_legacy_keys
 from flowdeck.validation.references import check_references, template_errors
 from flowdeck.validation.report import ValidationReport
