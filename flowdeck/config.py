@@ -6,21 +6,26 @@ file says: its deployments, and for each deployment the build, push and pull ste
 
 from __future__ import annotations
 
+import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowdeck.errors import ConfigError, Location, StepInputError
+from flowdeck.errors import ConfigError, FlowdeckWarning, Location, Problem, StepInputError
 from flowdeck.source import KeyPath, LoadedFile, format_key_path, load_yaml_file
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.steps.registry import StepSpec
 
 __all__ = [
     "DEFAULT_FILE",
+    "FILE_DIRECTORY",
     "SECTIONS",
+    "WORKING_DIRECTORY",
     "Project",
     "SectionSteps",
     "StepEntry",
+    "choose_root",
     "load_project",
     "normalize_section",
     "parse_step",
@@ -136,6 +141,8 @@ class Project:
 
     file: LoadedFile
     root: Path
+    # Which rule chose ``root``: WORKING_DIRECTORY (Prefect's) or FILE_DIRECTORY (the fallback).
+    root_rule: str = "working directory"
 
     @property
     def data(self) -> dict[str, Any]:
@@ -202,7 +209,7 @@ class Project:
 
 
 def load_project(path: Path | str | None = None, *, root: Path | None = None) -> Project:
-    """Load ``prefect.yaml`` (or ``path``). The project root is the file's directory unless given.
+    """Load ``prefect.yaml`` (or ``path``). The project root is given, or chosen by :func:`choose_root`.
 
     Raises :class:`ConfigSyntaxError` when the file cannot be read or parsed; a file that parses but is
     not a mapping raises :class:`ConfigError`. Use :func:`flowdeck.validate.validate_project` for the rest.
@@ -217,5 +224,94 @@ def load_project(path: Path | str | None = None, *, root: Path | None = None) ->
             location=loaded.source.locate(()) or Location(loaded.source.file, 1, 1),
             hint="a prefect.yaml has top-level keys such as `deployments:`, `build:`, `push:` and `pull:`",
         )
-    project_root = root if root is not None else file_path.resolve().parent
-    return Project(file=loaded, root=project_root)
+    _merge_legacy_deployments(loaded, file_path)
+    if root is not None:
+        return Project(file=loaded, root=root)
+    project_root, rule = choose_root(file_path, loaded.data, Path.cwd())
+    project = Project(file=loaded, root=project_root, root_rule=rule)
+    if rule == WORKING_DIRECTORY and file_path.resolve().parent != project_root:
+        logging.getLogger("flowdeck.config").info(
+            "entrypoints are resolved relative to the working directory %s, as in Prefect (not to the "
+            "directory of %s)", project_root, loaded.source.file)
+    if rule == FILE_DIRECTORY:
+        warnings.warn(FlowdeckWarning(
+            f"entrypoints are resolved relative to {project_root} (the directory of {loaded.source.file}): "
+            "none of them exists relative to the working directory, where Prefect looks for them",
+            hint=f"run flowdeck from {project_root}, or write the entrypoints relative to the directory you "
+                 "deploy from"), stacklevel=2)
+    return project
+
+
+LEGACY_DEPLOYMENT_FILES = ("deployment.yaml", "deployment.yml")
+
+
+def _merge_legacy_deployments(loaded: LoadedFile, file_path: Path) -> None:
+    """Prefect 2.10's layout: build/push/pull in prefect.yaml, the deployments in ``deployment.yaml`` beside
+    it (a ``deployments:`` list, or one deployment mapping). Read as Prefect 2.10 did, when prefect.yaml has
+    no deployments of its own; Prefect 3 ignores that file silently, so this warns how to merge it."""
+    data = loaded.data
+    if not isinstance(data, dict) or data.get("deployments"):
+        return
+    legacy = next((file_path.parent / n for n in LEGACY_DEPLOYMENT_FILES if (file_path.parent / n).is_file()), None)
+    if legacy is None:
+        return
+    shown = str(Path(loaded.source.file).parent / legacy.name) if loaded.source.file != DEFAULT_FILE else legacy.name
+    extra = load_yaml_file(legacy, display_name=shown)
+    prefix: KeyPath
+    if isinstance(extra.data, dict) and isinstance(extra.data.get("deployments"), list):
+        deployments, prefix = extra.data["deployments"], ("deployments",)
+    elif isinstance(extra.data, dict) and extra.data:
+        deployments, prefix = [extra.data], ()
+    else:
+        return
+    data["deployments"] = deployments
+    index_shift: KeyPath = ("deployments",) if prefix else ("deployments", 0)
+    for table, target in ((extra.source.values, loaded.source.values), (extra.source.keys, loaded.source.keys)):
+        for path, location in table.items():
+            if prefix and path[:1] == prefix:
+                target[("deployments", *path[1:])] = location
+            elif not prefix:
+                target[(*index_shift, *path)] = location
+    loaded.problems.extend(extra.problems)
+    where = extra.source.locate(()) or Location(shown, 1, 1)
+    loaded.problems.append(Problem(
+        "warning", f"the deployments are read from {shown}, as Prefect 2.10 did; Prefect 3 ignores that file",
+        location=where, key_path="deployments",
+        hint=f"merge it into {loaded.source.file}: copy its "
+             f"{'`deployments:` list' if prefix else 'deployment, as one `- name: ...` item under `deployments:`'}"
+             f" to the end of {loaded.source.file}, then delete {legacy.name}", code="legacy-deployment-file"))
+
+
+WORKING_DIRECTORY = "working directory"
+FILE_DIRECTORY = "file directory"
+
+
+def _entrypoints(data: Any) -> list[str]:
+    deployments = data.get("deployments") if isinstance(data, dict) else None
+    if not isinstance(deployments, list):
+        return []
+    found = [d.get("entrypoint") for d in deployments if isinstance(d, dict)]
+    return [e for e in found if isinstance(e, str) and e and "{{" not in e]
+
+
+def choose_root(file_path: Path, data: Any, cwd: Path) -> tuple[Path, str]:
+    """The project root: the working directory, as in Prefect (entrypoints, pushed files and the default
+    pull directory are relative to where ``prefect deploy`` runs), unless none of the file's entrypoints
+    exists from there but some exist relative to the file's own directory (flowdeck's earlier rule)."""
+    from flowdeck.flowinfo import flow_file
+
+    cwd = cwd.resolve()
+    file_dir = file_path.resolve().parent
+    if file_dir == cwd:
+        return cwd, WORKING_DIRECTORY
+
+    def found(root: Path) -> bool:
+        for entrypoint in _entrypoints(data):
+            path = flow_file(root, entrypoint, search_path=False)
+            if path is not None and path.is_file():
+                return True
+        return False
+
+    if not found(cwd) and found(file_dir):
+        return file_dir, FILE_DIRECTORY
+    return cwd, WORKING_DIRECTORY

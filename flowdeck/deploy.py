@@ -243,7 +243,7 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         "build": _steps_as_written(build),
         "push": _steps_as_written(push),
         "pull": pull_raw,
-        "code": code_hash(project.root),
+        "code": "",  # hashed once the entrypoint is known to exist (a wrong root must not hash a whole home)
     }
 
     steps = [*(build.steps or []), *(push.steps or [])]
@@ -265,6 +265,9 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
                               fields.get("version_type"))
     if options.pin_commit:
         pull_steps = _pin_commits(project, pull_steps, info)
+    if dep.get("name") in (None, ""):
+        raise DeployError("a deployment name is required", location=project.locate(base),
+                          key_path=format_key_path(base), hint="add `name: ...` to the deployment")
     entrypoint = fields.get("entrypoint")
     if not isinstance(entrypoint, str) or not entrypoint:
         path = (*base, "entrypoint")
@@ -274,6 +277,7 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
                      key_path=format_key_path((*base, "entrypoint")))
     parameters = dict(fields.get("parameters") or {})
     _check_parameters(project, index, flow, parameters)
+    source["code"] = code_hash(project.root)
     flow_name = str(fields.get("flow_name") or flow.flow_name)
     name = f"{flow_name}/{dep['name']}"
     pool = fields.get("work_pool") if isinstance(fields.get("work_pool"), dict) else {}
@@ -381,10 +385,16 @@ def deploy(project: Project, options: DeployOptions | None = None) -> list[Deplo
     cache = None if options.dry_run else _StepCache(project, options)
     planned = [_plan_one(project, index, options, cache) for index in indices]
     names = [p.name for p in planned]
-    duplicates = {n for n in names if names.count(n) > 1}
-    if duplicates:
-        raise DeployError(f"two selected deployments are both called '{sorted(duplicates)[0]}'",
-                          hint="give each deployment of a flow its own name")
+    for position, name in enumerate(names):
+        if name in names[:position]:
+            first, second = indices[names.index(name)], indices[position]
+            where = project.locate(("deployments", first, "name"))
+            raise DeployError(
+                f"two selected deployments are both called '{name}' (the first is deployments[{first}]"
+                f"{f', line {where.line}' if where else ''})",
+                location=project.locate(("deployments", second, "name")),
+                key_path=format_key_path(("deployments", second, "name")),
+                hint="give each deployment of a flow its own name")
     if options.dry_run:
         return _dry_run(planned)
     from flowdeck.registry import current

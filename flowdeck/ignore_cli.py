@@ -29,15 +29,22 @@ class ListedFile:
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The verdict for one path: the deciding rule (None when no rule applies) and whether it is excluded."""
+    """The verdict for one path: git's deciding rule (None when no rule applies), and Prefect's readings
+    where they decide otherwise (``(label, rule)``; see :mod:`flowdeck.ignore`)."""
 
     path: str
     rule: Rule | None
+    others: tuple[tuple[str, Rule | None], ...] = ()
+
+    @property
+    def git_excluded(self) -> bool:
+        """True when git's reading leaves the path out."""
+        return self.rule is not None and not self.rule.negated
 
     @property
     def excluded(self) -> bool:
-        """True when a push would leave the path out."""
-        return self.rule is not None and not self.rule.negated
+        """True when a push would leave the path out: every reading excludes it."""
+        return self.git_excluded and not self.others
 
 
 def push_ignore_file(config_file: Path, deployment: str | None) -> str | None:
@@ -82,5 +89,6 @@ def check_ignore(
             rel = full.relative_to(real_root).as_posix()
         except ValueError:
             raise FlowdeckError(f"{raw} is outside the project directory {root}") from None
-        results.append(CheckResult(raw, spec.match(rel, is_dir=full.is_dir())))
+        readings = spec.explain(rel, is_dir=full.is_dir())
+        results.append(CheckResult(raw, readings[0][1], tuple(readings[1:])))
     return results

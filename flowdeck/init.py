@@ -38,6 +38,7 @@ log = logging.getLogger("flowdeck.init")
 _AUTOMATIC_DOCS = {
     "name": "the project name",
     "directory": "the project directory",
+    "directory_name": "the project directory's name (where `dockerfile: auto` copies the code)",
     "repository": "the git repository URL to clone (automatic from `git remote get-url origin`)",
     "branch": "the git branch to clone",
     "dockerfile": "the Dockerfile to build, or `auto`",
@@ -82,7 +83,7 @@ def _git(directory: Path, *args: str) -> str | None:
 
 
 def _automatic_inputs(directory: Path, recipe_name: str | None, name: str | None) -> dict[str, str]:
-    values = {"name": name or directory.name, "directory": str(directory)}
+    values = {"name": name or directory.name, "directory": str(directory), "directory_name": directory.name}
     remote = _git(directory, "config", "--get", "remote.origin.url")
     if remote:
         clean = redact_url(remote)

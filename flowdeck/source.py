@@ -240,6 +240,30 @@ def _scalar_key(node: yaml.Node) -> str | None:
     return node.value if isinstance(node, yaml.ScalarNode) else None
 
 
+def _same_node(a: yaml.Node, b: yaml.Node, depth: int = 0, equal: set[tuple[int, int]] | None = None) -> bool:
+    """Whether two YAML nodes hold the same value (same tags and scalars, recursively; bounded depth).
+
+    Pairs already found equal are remembered, so aliases that expand exponentially compare in linear time.
+    """
+    equal = set() if equal is None else equal
+    if a is b or (id(a), id(b)) in equal:
+        return True
+    if depth > 100 or type(a) is not type(b) or a.tag != b.tag:
+        return False
+    if isinstance(a, yaml.ScalarNode):
+        return bool(a.value == b.value)
+    if len(a.value) != len(b.value):
+        return False
+    if isinstance(a, yaml.MappingNode):
+        same = all(_same_node(ka, kb, depth + 1, equal) and _same_node(va, vb, depth + 1, equal)
+                   for (ka, va), (kb, vb) in zip(a.value, b.value, strict=True))
+    else:
+        same = all(_same_node(x, y, depth + 1, equal) for x, y in zip(a.value, b.value, strict=True))
+    if same:
+        equal.add((id(a), id(b)))
+    return same
+
+
 def _check_duplicates(root: yaml.Node, name: str) -> list[Problem]:
     """Report every key written twice in one mapping (merged keys overridden on purpose are fine)."""
     problems: list[Problem] = []
@@ -251,13 +275,25 @@ def _check_duplicates(root: yaml.Node, name: str) -> list[Problem]:
         seen_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
             first: dict[str, yaml.Node] = {}
+            first_values: dict[str, yaml.Node] = {}
             for key_node, value_node in node.value:
                 key = _scalar_key(key_node)
                 if key_node.tag == _MERGE_TAG:
                     visit(value_node, path)
                     continue
                 if key is not None:
-                    if key in first:
+                    if key in first and _same_node(first_values[key], value_node):
+                        earlier = _loc(name, first[key])
+                        problems.append(Problem(
+                            "warning",
+                            f"duplicate key '{key}' (first defined at line {earlier.line}, column "
+                            f"{earlier.column}) with the same value both times; nothing is lost",
+                            location=_loc(name, key_node),
+                            key_path=format_key_path((*path, key)),
+                            hint=f"remove one of the two '{key}' keys",
+                            code="duplicate-key-same",
+                        ))
+                    elif key in first:
                         where = format_key_path((*path, key))
                         earlier = _loc(name, first[key])
                         problems.append(Problem(
@@ -275,6 +311,7 @@ def _check_duplicates(root: yaml.Node, name: str) -> list[Problem]:
                         ))
                     else:
                         first[key] = key_node
+                        first_values[key] = value_node
                 visit(value_node, (*path, key if key is not None else "?"))
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):

@@ -52,7 +52,8 @@ def test_validate_ok_and_invalid_exit_codes(project: Path) -> None:
 
 
 def test_validate_json_is_machine_readable(project: Path) -> None:
-    (project / "prefect.yaml").write_text("build:\n- prefect.deployments.steps.run_shell_script: {}\n")
+    (project / "prefect.yaml").write_text("build:\n- prefect.deployments.steps.run_shell_script: {}\n"
+                                          "deployments:\n- name: d\n  entrypoint: f.py:f\n")
     result = run_cli("validate", "--json", cwd=project)
     assert result.code == 1
     data = json.loads(result.stdout)

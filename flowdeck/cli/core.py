@@ -31,7 +31,7 @@ def _print_problem(problem: Problem) -> None:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from flowdeck.validation import validate_file
 
-    report = validate_file(args.file, strict=args.strict)
+    report = validate_file(args.file, strict=args.strict, deployable=True)
     problems = report.sorted()
     if args.json:
         out(json.dumps({"file": report.file, "valid": report.ok,
@@ -105,7 +105,8 @@ def _add_steps_run(steps_sub: Any) -> None:
                    help="build, push or pull")
     p.add_argument("--deployment", "-d", default=None, help="the deployment whose sections run "
                    "(default: the top-level sections)")
-    p.add_argument("--file", "-f", default=None, help="the prefect.yaml to use")
+    p.add_argument("--file", "--prefect-file", "-f", dest="file", default=None,
+                   help="the prefect.yaml to use (--prefect-file as in Prefect)")
     p.add_argument("--json", action="store_true", help="print the outputs as one JSON object")
     p.add_argument("--strict", action="store_true", help="a missing environment variable is an error")
     p.add_argument("--install-requires", action="store_true",
@@ -119,7 +120,8 @@ def add_core_commands(sub: Any) -> None:
     """`validate` and `steps`."""
     p = sub.add_parser("validate", help="check prefect.yaml and report every problem",
                        description="Check prefect.yaml and report every problem, each with file:line:col.")
-    p.add_argument("--file", "-f", default=None, help="the file to check (default: prefect.yaml)")
+    p.add_argument("--file", "--prefect-file", "-f", dest="file", default=None,
+                   help="the file to check (default: prefect.yaml; --prefect-file as in Prefect)")
     p.add_argument("--json", action="store_true", help="print the problems as JSON")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
     p.set_defaults(func=_cmd_validate)

@@ -236,7 +236,8 @@ def add_deploy_commands(sub: Any) -> None:
     p.add_argument("--name", "-n", action="append", default=[], metavar="PATTERN",
                    help="deployment name, flow/name, or a * pattern (repeatable)")
     p.add_argument("--all", action="store_true", help="every deployment in the file (atomic)")
-    p.add_argument("--file", "-f", default=None, help="the prefect.yaml to use")
+    p.add_argument("--file", "--prefect-file", "-f", dest="file", default=None,
+                   help="the prefect.yaml to use (--prefect-file as in Prefect)")
     p.add_argument("--force", action="store_true", help="record a version even when nothing changed")
     p.add_argument("--dry-run", action="store_true", help="run nothing; show create / update (diff) / unchanged")
     p.add_argument("--no-promote", action="store_true", help="record the version without making it live")

@@ -41,22 +41,29 @@ def _cmd_check_ignore(args: argparse.Namespace) -> int:
 
     any_excluded = False
     for result in check_ignore(Path.cwd(), args.paths, _storage_ignore_file(args)):
-        if result.rule is None:
-            out(f"::\t{result.path}" if args.verbose_rules else f"{result.path}: included (no rule)")
-            continue
         any_excluded = any_excluded or result.excluded
-        verdict = "excluded by" if result.excluded else "included by"
-        line = f"{result.path}: {verdict} {result.rule}"
         if args.verbose_rules:
-            line = f"{result.rule}\t{result.path}"
-        out(line)
+            decided = result.others[0][1] if result.others and result.git_excluded else result.rule
+            out(f"{decided if decided is not None else '::'}\t{result.path}")
+            continue
+        git = (f"excluded by {result.rule}" if result.git_excluded else
+               f"included by {result.rule}" if result.rule is not None else "included (no rule)")
+        if not result.others:
+            out(f"{result.path}: {git}")
+            continue
+        # git's rule and Prefect's differ: the file is uploaded (the union), and both readings are shown.
+        prefect = "; ".join(
+            f"{label}: {'excluded' if rule is not None and not rule.negated else 'included'}"
+            f"{f' by {rule}' if rule is not None else ''}" for label, rule in result.others)
+        out(f"{result.path}: included (uploaded because one rule keeps it) - git: {git}; {prefect}")
     return EXIT_OK if any_excluded else EXIT_USER
 
 
 def add_storage_commands(sub: Any) -> None:
     def ignore_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--deployment", metavar="NAME", help="use this deployment's push step's ignore_file")
-        p.add_argument("--file", default="prefect.yaml", help="the prefect.yaml to read")
+        p.add_argument("--file", "--prefect-file", dest="file", default="prefect.yaml",
+                       help="the prefect.yaml to read")
         p.add_argument("--ignore-file", metavar="F", help="ignore file (default .prefectignore)")
 
     ls = sub.add_parser("ls-files", help="list the files a storage push would upload, with the total size")

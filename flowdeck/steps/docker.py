@@ -186,6 +186,11 @@ def build_docker_image(
     if not context.is_dir():
         raise StepInputError(f"build context {str(context)!r} is not a directory",
                              hint="`path` is the directory sent to the engine (default: the working dir)")
+    if dockerfile == "auto" and (context / "Dockerfile").exists():
+        # Prefect refuses too ("Dockerfile already exists."): which of the two is built would be ambiguous.
+        raise StepInputError(
+            "dockerfile: auto, but a Dockerfile already exists in the build context",
+            hint="write `dockerfile: Dockerfile` to build yours, or remove or rename it to generate one")
     pull = options.pop("pull", True)
     buildarg_args, buildarg_env = _buildarg_args(buildargs)
     labels = {"io.flowdeck.version": flowdeck.__version__, **dict(options.pop("labels", None) or {})}

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pathspec
+
+from flowdeck.errors import FlowdeckWarning, Location
 
 __all__ = [
     "BASE_IMAGE_ENV",
@@ -77,7 +81,18 @@ def _ignore_spec(root: Path) -> pathspec.GitIgnoreSpec | None:
     path = root / PREFECTIGNORE
     if not path.is_file():
         return None
-    lines = [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    lines: list[str] = []
+    for number, raw in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        line = raw.strip()
+        try:
+            pathspec.GitIgnoreSpec.from_lines([line])
+        except (ValueError, re.error) as exc:
+            # Skipped with a located warning, as the storage pushes do (flowdeck.ignore), never a crash.
+            warnings.warn(FlowdeckWarning(f"ignore pattern {line!r} is not valid ({exc}); it is skipped",
+                                          location=Location(str(path), number, 1),
+                                          hint="fix or remove the line"), stacklevel=2)
+            continue
+        lines.append(line)
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 

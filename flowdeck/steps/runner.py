@@ -14,6 +14,7 @@ import inspect
 import logging
 import threading
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,31 @@ def _render(step: StepEntry, outputs: Mapping[str, Any], options: RunOptions) ->
     return kwargs
 
 
+def _call_showing_warnings(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
+    """Call a step; its deprecation warnings (hidden by Python's default filters) are shown once each, as
+    Prefect's ``run_steps`` prints them; every other warning goes on as it was raised."""
+    caught: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as recorded:
+            warnings.simplefilter("default")
+            warnings.simplefilter("always", DeprecationWarning)
+            try:
+                return call_step(func, kwargs)
+            finally:
+                caught = list(recorded)
+    finally:
+        shown: set[str] = set()
+        for item in caught:
+            if issubclass(item.category, DeprecationWarning | PendingDeprecationWarning):
+                text = f"{item.category.__name__}: {item.message}"
+                if text not in shown:
+                    shown.add(text)
+                    logger.warning("%s", redact(text))
+            else:
+                warnings.warn_explicit(item.message, item.category, item.filename, item.lineno,
+                                       source=item.source)
+
+
 def run_steps(
     steps: Sequence[StepEntry],
     upstream_outputs: Mapping[str, Any] | None = None,
@@ -155,7 +181,7 @@ def run_steps(
             _check_rendered(step, kwargs)
             func = load_step_function(step.written, step.requires, root=options.root,
                                       install=options.install_requires)
-            result = call_step(func, kwargs)
+            result = _call_showing_warnings(func, kwargs)
         except KeyboardInterrupt:
             raise
         except Exception as exc:

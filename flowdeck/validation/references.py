@@ -21,6 +21,8 @@ __all__ = ["check_references", "template_errors"]
 
 _DEPLOYMENT_TEMPLATED = ("version", "tags", "description", "parameters", "work_pool", "schedules",
                          "schedule", "flow_name", "entrypoint", "concurrency_limit", "paused")
+# Run-time objects Prefect renders for the worker under ``ctx.`` (``{{ ctx.flow_run.name }}``).
+_RUN_TIME = ("flow_run", "flow", "deployment")
 
 
 @dataclass
@@ -78,6 +80,11 @@ def _check_name(project: Project, name: str, path: KeyPath, scope: _Scope, env: 
             hint="a step can only use the outputs of steps that run before it", code="unknown-reference")
         return
     if scope.opaque and not rest:
+        return
+    if head in _RUN_TIME and head not in scope.ids:
+        yield Problem(
+            "error", f"'{{{{ {name} }}}}' is a run-time value, which Prefect only fills in as `ctx.{name}`",
+            location=location, key_path=key_path, hint=f"write '{{{{ ctx.{name} }}}}'", code="unknown-reference")
         return
     candidates = list(scope.ids) + ([] if rest else sorted(scope.flat))
     matches = close_matches(head, candidates)

@@ -13,7 +13,8 @@ from flowdeck.errors import Problem
 from flowdeck.jsontypes import describe
 from flowdeck.schemas import load_schema
 from flowdeck.source import KeyPath, format_key_path
-from flowdeck.suggest import did_you_mean
+from flowdeck.suggest import close_matches
+from flowdeck.validation.legacy import DEPLOYMENT_LEGACY, SCHEDULE_LEGACY, TOP_LEVEL_DEPLOYMENT_KEYS
 
 __all__ = ["check_schema", "check_semantics", "check_unknown_keys"]
 
@@ -25,15 +26,13 @@ DEPLOYMENT_KEYS = (
 )
 WORK_POOL_KEYS = ("name", "work_queue_name", "job_variables")
 SCHEDULE_KEYS = ("cron", "interval", "rrule", "timezone", "anchor_date", "active", "parameters", "slug",
-                 "day_or", "replaces", "max_active_runs", "catchup")
+                 "day_or", "replaces")
 
 DEPLOYMENT_SYNONYMS = {
     "pool": "work_pool",
-    "work_pool_name": "work_pool",
     "is_paused": "paused",
     "params": "parameters",
     "job_variables": "work_pool.job_variables",
-    "work_queue_name": "work_pool.work_queue_name",
     "time_zone": "schedules[].timezone",
     "tag": "tags",
     "flow": "flow_name",
@@ -100,16 +99,33 @@ def check_schema(project: Project) -> list[Problem]:
     return problems
 
 
+def _suggest(key: str, known: tuple[str, ...], synonyms: dict[str, str]) -> str | None:
+    """A did-you-mean only for a near miss (`description` is not `definitions`)."""
+    if key in synonyms:
+        return f"did you mean '{synonyms[key]}'?"
+    matches = close_matches(key, known, n=1, cutoff=0.75)
+    return f"did you mean '{matches[0]}'?" if matches else None
+
+
+def _legacy_handled(what: str, key: str) -> bool:
+    """Keys :mod:`flowdeck.validation.legacy` reports with a named warning of their own."""
+    if what == "top-level key":
+        return key in TOP_LEVEL_DEPLOYMENT_KEYS or key == "description"
+    if what == "deployment key":
+        return key in DEPLOYMENT_LEGACY
+    return what == "schedule key" and key in SCHEDULE_LEGACY
+
+
 def _unknown(project: Project, mapping: dict[str, Any], path: KeyPath, known: tuple[str, ...],
              synonyms: dict[str, str], what: str) -> Iterator[Problem]:
     for key in mapping:
-        if not isinstance(key, str) or key in known:
+        if not isinstance(key, str) or key in known or _legacy_handled(what, key):
             continue
         if what == "top-level key" and (key.startswith(("x-", "_")) or (isinstance(mapping[key], dict | list)
-                                        and key not in synonyms and did_you_mean(key, known) is None)):
+                                        and key not in synonyms and _suggest(key, known, synonyms) is None)):
             # Extra top-level keys (definitions, variables, x-...) are where users keep anchors.
             continue
-        hint = did_you_mean(key, known, synonyms)
+        hint = _suggest(key, known, synonyms)
         yield Problem(
             "warning",
             f"unknown {what} '{key}' is ignored",
@@ -162,12 +178,11 @@ def _bad_entrypoint(entrypoint: str) -> bool:
 
 
 def check_semantics(project: Project) -> list[Problem]:
-    """Rules across keys: one kind per schedule, schedule vs schedules, entrypoint shape, names."""
+    """Rules across keys: one kind per schedule, schedule vs schedules, entrypoint shape."""
     problems: list[Problem] = []
     deployments = project.data.get("deployments")
     if not isinstance(deployments, list):
         return problems
-    seen_names: dict[str, int] = {}
     for index, dep in enumerate(deployments):
         if not isinstance(dep, dict):
             continue
@@ -198,14 +213,4 @@ def check_semantics(project: Project) -> list[Problem]:
                 location=project.locate(path), key_path=format_key_path(path),
                 hint="write it as `path/to/file.py:function_name` or `package.module:function_name`",
                 code="entrypoint"))
-        name = dep.get("name")
-        if isinstance(name, str) and name:
-            if name in seen_names:
-                path = (*base, "name")
-                problems.append(Problem(
-                    "warning", f"deployment name '{name}' is also used by deployments[{seen_names[name]}]",
-                    location=project.locate(path), key_path=format_key_path(path),
-                    hint="names are unique per flow; `--name` cannot tell these apart", code="duplicate-name"))
-            else:
-                seen_names[name] = index
     return problems

@@ -46,8 +46,15 @@ def test_ls_files_lists_what_a_push_would_upload(tmp_path: Path) -> None:
     root = _project(tmp_path)
     result = run_cli("ls-files", cwd=root)
     assert result.code == 0, result.stderr
-    assert result.stdout.splitlines() == [".deployignore", ".prefectignore", "a.py", "prefect.yaml"]
-    assert result.stderr.strip().startswith("4 files, ")
+    # build/keep.txt: git would not re-include a file under an excluded directory, Prefect does; flowdeck
+    # uploads what either keeps, and says so at the pattern's line.
+    assert result.stdout.splitlines() == [".deployignore", ".prefectignore", "a.py", "build/keep.txt",
+                                          "prefect.yaml"]
+    assert result.stderr.splitlines() == [
+        "warning: .prefectignore:2:1: build/keep.txt is uploaded: Prefect re-includes it by `!build/keep.txt`, "
+        "although git's rule (an excluded parent directory, or a later pattern) would leave it out (hint: "
+        "flowdeck uploads what either rule keeps; `flowdeck check-ignore PATH` shows both)",
+        "5 files, 447 B"]
 
 
 def test_ls_files_uses_the_deployments_push_step(tmp_path: Path) -> None:
@@ -82,12 +89,13 @@ def test_check_ignore_names_the_rule(tmp_path: Path) -> None:
     result = run_cli("check-ignore", "build/keep.txt", "a.py", "pkg/b.log", cwd=root)
     assert result.code == 0
     assert result.stdout.splitlines() == [
-        "build/keep.txt: excluded by .prefectignore:1:build/",
+        "build/keep.txt: included (uploaded because one rule keeps it) - git: excluded by "
+        ".prefectignore:1:build/; Prefect: included by .prefectignore:2:!build/keep.txt",
         "a.py: included (no rule)",
         "pkg/b.log: excluded by .prefectignore:3:*.log",
     ]
     porcelain = run_cli("check-ignore", "--porcelain", "a.py", "build/keep.txt", cwd=root)
-    assert porcelain.code == 0
-    assert porcelain.stdout == "::\ta.py\n.prefectignore:1:build/\tbuild/keep.txt\n"
+    assert porcelain.code == 1
+    assert porcelain.stdout == "::\ta.py\n.prefectignore:2:!build/keep.txt\tbuild/keep.txt\n"
     nothing = run_cli("check-ignore", "a.py", cwd=root)
     assert nothing.code == 1

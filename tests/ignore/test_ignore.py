@@ -112,6 +112,7 @@ def _git_verdicts(root: Path, paths: list[str]) -> dict[str, str]:
 
 @pytest.mark.parametrize(("lines", "why"), CASES, ids=[c[1] for c in CASES])
 @pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.filterwarnings("ignore::flowdeck.errors.FlowdeckWarning")  # the leading-space line warns
 def test_same_verdict_as_git_check_ignore(tmp_path: Path, lines: list[str], why: str, seed: int) -> None:
     root = tmp_path / "repo"
     root.mkdir()

@@ -96,6 +96,15 @@ def test_each_recipe_renders_valid_commented_yaml(name: str, tmp_path: Path) -> 
 def test_each_initialised_recipe_passes_flowdeck_validate(name: str, tmp_path: Path) -> None:
     fields = [a for k, v in FIELDS[name].items() for a in ("--field", f"{k}={v}")]
     assert run_cli("init", "--recipe", name, *fields, cwd=tmp_path).code == 0
+    # The template leaves the deployment's name and entrypoint empty, as Prefect's does: validate says so
+    # (deploy would refuse it) and nothing else; filled in, the file is valid.
+    result = run_cli("validate", cwd=tmp_path)
+    assert result.code == 1, result.output
+    assert result.stderr.splitlines()[-1] == "prefect.yaml: 1 error, 0 warnings", result.stderr
+    assert "error: deployments[0]: deployments[0] has no name and no entrypoint" in result.stderr
+    path = tmp_path / "prefect.yaml"
+    path.write_text(path.read_text().replace("- name: null", "- name: d")
+                    .replace("entrypoint: null", "entrypoint: flows.py:main"))
     result = run_cli("validate", cwd=tmp_path)
     assert result.code == 0, result.output
 
@@ -183,3 +192,20 @@ def test_init_list_shows_every_recipe_and_its_inputs() -> None:
 def test_bundled_recipe_errors_are_recipe_errors() -> None:
     with pytest.raises(RecipeError):
         load_recipe("../s3")
+
+
+def test_docker_recipe_pulls_into_the_directory_the_generated_dockerfile_copies_to(tmp_path: Path) -> None:
+    from flowdeck.steps.docker_context import generate_dockerfile
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    result = run_cli("init", "--recipe", "docker", "--name", "other-name", "--field", "image_name=r/x",
+                     "--field", "tag=v1", cwd=project)
+    assert result.code == 0, result.output
+    config = yaml.safe_load((project / "prefect.yaml").read_text())
+    assert config["name"] == "other-name"
+    directory = _steps(config["pull"])["set_working_directory"]["directory"]
+    # The build step generates its Dockerfile from the directory it runs in (the project directory).
+    dockerfile = generate_dockerfile("python:3.12-slim", project.name, has_requirements=False)
+    assert f"COPY . {directory}/" in dockerfile
+    assert f"WORKDIR {directory}/" in dockerfile
