@@ -35,7 +35,7 @@ def test_deploy_retries_busy_answers_and_succeeds(
     proxy.healthy()
     clean = _deploy(tmp_path / "a", f"clean-{uid}", proxy, prefect_server)
     assert clean.code == 0, clean.output
-    needed = len(proxy.log)
+    needed = len([entry for entry in proxy.log if entry[2] != -1])
     clean_log = list(proxy.log)
     assert needed >= 6, proxy.log
 
@@ -46,7 +46,10 @@ def test_deploy_retries_busy_answers_and_succeeds(
     # Every injected answer cost exactly one retry, and nothing else changed: the server saw the same
     # number of requests as for the clean deploy (a retry that was not needed, or a request dropped
     # instead of retried, would change it).
-    assert len(proxy.forwarded) == needed, (clean_log, proxy.log)
+    # (A real connection drop between the proxy and the server, logged as status -1 and retried by the
+    # client, is not what this test is about: it is left out of the count.)
+    answered = [entry for entry in proxy.forwarded if entry[2] != -1]
+    assert len(answered) == needed, (clean_log, proxy.log)
     assert len(injected) == len(proxy.log) // 3 and {s for _, _, s, _ in injected} == {429, 502, 503}
     for i, (method, path, _, faulted) in enumerate(proxy.log):
         if faulted:
