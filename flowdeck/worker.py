@@ -26,6 +26,7 @@ from flowdeck.flowinfo import split_entrypoint
 from flowdeck.history import RunRow, VersionRow
 from flowdeck.paths import home_dir
 from flowdeck.redact import redact
+from flowdeck.runlogs import RunLogCapture
 from flowdeck.snapshot.pin import pinned_snapshots
 from flowdeck.steps.loader import import_object
 from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
@@ -165,12 +166,14 @@ def run_deployment(
     scratch = None if directory is not None else tempfile.TemporaryDirectory(prefix="flowdeck-run-")
     try:
         workdir = Path(scratch.name) if scratch is not None else directory
-        pulled = pull_deployment(row.deployment, str(row.revision), workdir, resolver=resolver, strict=strict)
-        with _chdir(pulled.directory):
-            func = _load_flow(pulled.directory, str(row.record["entrypoint"]))
-            result = func(**merged)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_await(result))
+        # What the pull steps and the flow print or log becomes the run's logs in the registry (Prefect's UI).
+        with RunLogCapture(lambda batch: registry.send_run_logs(run.id, batch)):
+            pulled = pull_deployment(row.deployment, str(row.revision), workdir, resolver=resolver, strict=strict)
+            with _chdir(pulled.directory):
+                func = _load_flow(pulled.directory, str(row.record["entrypoint"]))
+                result = func(**merged)
+                if inspect.isawaitable(result):
+                    result = asyncio.run(_await(result))
     except KeyboardInterrupt:
         registry.finish_run(run.id, "cancelled")
         raise

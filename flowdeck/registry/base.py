@@ -16,6 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from flowdeck.block_store import BlockRecord
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
+from flowdeck.runlogs import RunLog
 from flowdeck.variables import Variable
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "PendingVersion",
     "RecordOutcome",
     "Registry",
+    "RunLog",
     "RunRow",
     "Variable",
     "VersionRow",
@@ -81,6 +83,10 @@ class Registry(Protocol):
 
     def list_runs(self, deployment: str | None = None, limit: int = 50) -> list[RunRow]:
         """The most recent runs, newest first."""
+        ...
+
+    def send_run_logs(self, run_id: int | str, entries: Sequence[RunLog]) -> None:
+        """Keep a batch of a run's (already redacted) output lines; a store without logs drops them."""
         ...
 
     # ---------------------------------------------------------------------------------------- blocks

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from flowdeck.errors import RegistryError
 from flowdeck.registry.base import Registry
 
 __all__ = ["current", "reset", "server_config", "use_api"]
@@ -54,7 +55,13 @@ def server_config(environ: Mapping[str, str] | None = None) -> object | None:
         return None
     from flowdeck.registry.server.client import ServerConfig
 
-    return ServerConfig(url=url, auth_string=pick("API_AUTH_STRING"), api_key=pick("API_KEY"), source=source)
+    retries = pick("CLIENT_MAX_RETRIES")
+    if retries is not None and not retries.strip().isdigit():
+        name = "FLOWDECK_CLIENT_MAX_RETRIES" if env.get("FLOWDECK_CLIENT_MAX_RETRIES") else "PREFECT_CLIENT_MAX_RETRIES"
+        raise RegistryError(f"{name} must be a whole number of retries, not {retries!r}",
+                            hint=f"set {name}=5 (or unset it for the default, 10)")
+    return ServerConfig(url=url, auth_string=pick("API_AUTH_STRING"), api_key=pick("API_KEY"), source=source,
+                        max_retries=10 if retries is None else int(retries))
 
 
 def current() -> Registry:
@@ -64,7 +71,8 @@ def current() -> Registry:
     env = os.environ
     key = (_api_override, env.get("FLOWDECK_API_URL"), env.get("PREFECT_API_URL"),
            env.get("FLOWDECK_API_AUTH_STRING"), env.get("PREFECT_API_AUTH_STRING"),
-           env.get("FLOWDECK_API_KEY"), env.get("PREFECT_API_KEY"), env.get("FLOWDECK_HOME"))
+           env.get("FLOWDECK_API_KEY"), env.get("PREFECT_API_KEY"), env.get("FLOWDECK_HOME"),
+           env.get("FLOWDECK_CLIENT_MAX_RETRIES"), env.get("PREFECT_CLIENT_MAX_RETRIES"))
     if _cached is not None and _cached[0] == key:
         return _cached[1]
     registry: Registry

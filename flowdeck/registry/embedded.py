@@ -12,6 +12,7 @@ from typing import Any
 from flowdeck import block_store, history, variables
 from flowdeck.block_store import BlockRecord
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
+from flowdeck.runlogs import RunLog
 from flowdeck.variables import Variable
 
 __all__ = ["EmbeddedRegistry"]
@@ -66,6 +67,10 @@ class EmbeddedRegistry:
     def list_runs(self, deployment: str | None = None, limit: int = 50) -> list[RunRow]:
         """See :class:`~flowdeck.registry.base.Registry`."""
         return history.list_runs(deployment, limit)
+
+    def send_run_logs(self, run_id: int | str, entries: Sequence[RunLog]) -> None:
+        """Dropped: the embedded store keeps no logs; the run's output is on the console that ran it."""
+        return
 
     def find_block(self, type_slug: str, name: str, *,
                    environ: Mapping[str, str] | None = None) -> BlockRecord | None:

@@ -1,15 +1,22 @@
-"""A TCP proxy on 127.0.0.1 that can refuse connections for a while: a network fault no server produces.
+"""Proxies on 127.0.0.1 that inject faults no healthy server produces.
 
-While ``refusing`` is set, every accepted connection is closed at once (the client sees a reset or an empty
-reply), and open connections are cut. Clearing it lets traffic through to the real server again.
+:class:`FlakyProxy` is a TCP proxy that can refuse connections for a while; :class:`FaultyHttpProxy` is an
+HTTP proxy that answers chosen requests with 429/502/503 itself (a busy server, a load balancer in between).
+
+For :class:`FlakyProxy`: while ``refusing`` is set, every accepted connection is closed at once (the client
+sees a reset or an empty reply), and open connections are cut. Clearing it lets traffic through to the real
+server again.
 """
 
 from __future__ import annotations
 
+import http.client
+import http.server
+import json
 import socket
 import threading
 
-__all__ = ["FlakyProxy"]
+__all__ = ["FaultyHttpProxy", "FlakyProxy"]
 
 
 class FlakyProxy:
@@ -82,3 +89,122 @@ class FlakyProxy:
                 with self._lock:
                     self._open.discard(sock)
                 sock.close()
+
+
+class FaultyHttpProxy:
+    """An HTTP proxy on 127.0.0.1 in front of a real server that answers some requests with an error itself.
+
+    ``fail_every(n, statuses)`` makes every n-th request (counted over all requests) answer the next status
+    of ``statuses`` in turn (a 429 carries ``Retry-After: 1``) without reaching the server; ``fail_all(status,
+    after=k)`` answers every request after the first k so. Everything else is forwarded as is. ``log`` holds
+    ``(method, path, status, injected)`` for every request, in the order they were answered.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.log: list[tuple[str, str, int, bool]] = []
+        self._lock = threading.Lock()
+        self._every = 0
+        self._statuses: list[int] = []
+        self._count = 0
+        self._after = 0
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = proxy._fault()
+                if fault is not None:
+                    payload = json.dumps({"detail": f"injected {fault}"}).encode()
+                    self.send_response(fault)
+                    if fault == 429:
+                        self.send_header("Retry-After", "1")
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    proxy._record(self.command, self.path, fault, True)
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=60)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}
+                    upstream.request(self.command, self.path, body=body or None, headers=headers)
+                    answer = upstream.getresponse()
+                    data = answer.read()
+                except OSError:
+                    # The real server failed (not an injected fault): logged as status -1, the client sees
+                    # the connection dropped.
+                    proxy._record(self.command, self.path, -1, False)
+                    raise
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in _HOP and key.lower() != "content-length":
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                proxy._record(self.command, self.path, answer.status, False)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def url(self, path: str = "/api") -> str:
+        """The proxy's base URL."""
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def fail_every(self, n: int, statuses: list[int], *, after: int = 0) -> None:
+        """Answer every n-th request (after the first ``after``) with the next of ``statuses`` (cycling)."""
+        with self._lock:
+            self._every, self._statuses, self._count, self._after = n, list(statuses), 0, after
+            self.log.clear()
+
+    def fail_all(self, status: int, *, after: int = 0) -> None:
+        """Answer every request (after the first ``after``) with ``status``."""
+        self.fail_every(1, [status], after=after)
+
+    def healthy(self) -> None:
+        """Forward everything."""
+        self.fail_every(0, [])
+
+    @property
+    def injected(self) -> list[tuple[str, str, int, bool]]:
+        """The requests answered by the proxy itself."""
+        return [entry for entry in self.log if entry[3]]
+
+    @property
+    def forwarded(self) -> list[tuple[str, str, int, bool]]:
+        """The requests that reached the server."""
+        return [entry for entry in self.log if not entry[3]]
+
+    def _fault(self) -> int | None:
+        with self._lock:
+            self._count += 1
+            index = self._count - self._after
+            if not self._every or index <= 0 or index % self._every:
+                return None
+            return self._statuses[(index // self._every - 1) % len(self._statuses)]
+
+    def _record(self, method: str, path: str, status: int, injected: bool) -> None:
+        with self._lock:
+            self.log.append((method, path, status, injected))
+
+    def close(self) -> None:
+        """Stop serving."""
+        self._server.shutdown()
+        self._server.server_close()
+
+
+_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
+                  "host", "content-length"})

@@ -10,7 +10,7 @@ own does and nothing more:
 * Sends only the fields the caller sets: the server forbids unknown fields, and older servers reject
   newer ones.
 * Retries 429, 502 and 503 (and dropped connections) with exponential backoff, honouring
-  ``Retry-After``.
+  ``Retry-After``, up to ``PREFECT_CLIENT_MAX_RETRIES`` times (default 10).
 * Fetches a CSRF token when the server asks for one (``PREFECT_SERVER_CSRF_PROTECTION_ENABLED``).
 * Refuses a server whose major version it does not speak (:meth:`PrefectClient.check_version`).
 * Turns 401, 403, 404, 409 and 422 into :class:`~flowdeck.errors.RegistryError` with what failed, which
@@ -62,6 +62,8 @@ class ServerConfig:
     auth_string: str | None = None
     api_key: str | None = None
     source: str = "PREFECT_API_URL"
+    #: How many times a 429/502/503 or a dropped connection is retried (``PREFECT_CLIENT_MAX_RETRIES``).
+    max_retries: int = 10
 
     def headers(self) -> dict[str, str]:
         """The authentication header (Basic wins over Bearer, as in Prefect's client)."""
@@ -113,11 +115,11 @@ def _explain_422(detail: Any) -> str:
 class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
-    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int = 10,
+    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int | None = None,
                  backoff: float = 0.25) -> None:
         config.register_secrets()
         self.config = config
-        self.retries = retries
+        self.retries = config.max_retries if retries is None else retries
         self.backoff = backoff
         self.requests = 0
         #: The HTTP status of the last answer (201 vs 200 tells a new object from an existing one).
@@ -193,8 +195,8 @@ class PrefectClient:
 
     def _fetch_csrf(self) -> None:
         client_id = str(uuid.uuid4())
-        response = self._http.get("csrf-token", params={"client": client_id})
-        self.requests += 1
+        # Through _send: a busy server's 503 on the token is retried like any other answer.
+        response = self._send("GET", "csrf-token", None, {"client": client_id})
         if response.status_code != 200:
             raise RegistryError(f"the Prefect server at {self.where} requires a CSRF token but did not give one "
                                 f"(HTTP {response.status_code})", hint="check the server's CSRF settings")
@@ -243,8 +245,18 @@ class PrefectClient:
                 advice = "fix that value (in prefect.yaml or on the command line) and run again"
             raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected {explained}",
                                 hint=hint or advice)
+        if status in _RETRY_STATUS:
+            raise RegistryError(f"{subject}: the Prefect server at {self.where} still answered HTTP {status} "
+                                f"after {self._tries()}: {redact(str(detail))[:300]}", hint=self._busy_hint())
         raise RegistryError(f"{subject}: the Prefect server at {self.where} answered HTTP {status}: "
                             f"{redact(str(detail))[:300]}", hint="retry; check the server's log")
+
+    def _tries(self) -> str:
+        return f"{self.retries} retr{'y' if self.retries == 1 else 'ies'}"
+
+    def _busy_hint(self) -> str:
+        return ("the server (or a proxy in front of it) is overloaded or down: check its log and run again "
+                "later; PREFECT_CLIENT_MAX_RETRIES sets how many times flowdeck retries")
 
     def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "",
             hint: str | None = None) -> Any:
@@ -287,6 +299,9 @@ class PrefectClient:
         if response.status_code == 404:
             raise RegistryError(f"{self.where} does not look like a Prefect API (no /admin/version)",
                                 hint=f"{self.config.source} should end in /api, e.g. http://127.0.0.1:4200/api")
+        if response.status_code in _RETRY_STATUS:
+            raise RegistryError(f"the Prefect server at {self.where} still answered HTTP {response.status_code} "
+                                f"to /admin/version after {self._tries()}", hint=self._busy_hint())
         if response.status_code >= 400:
             raise RegistryError(f"the Prefect server at {self.where} answered HTTP {response.status_code} "
                                 "to /admin/version", hint="check the server's log")

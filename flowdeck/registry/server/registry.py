@@ -28,6 +28,7 @@ from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRo
 from flowdeck.redact import redact, register_secret
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
+from flowdeck.runlogs import RunLog
 from flowdeck.suggest import did_you_mean
 from flowdeck.variables import Variable, _check_name
 
@@ -484,6 +485,13 @@ class ServerRegistry:
         if fresh:
             self._log(str(run["id"]), 20, f"flowdeck: running revision {revision} ({label}) of {deployment}")
         return row, fresh
+
+    def send_run_logs(self, run_id: int | str, entries: Sequence[RunLog]) -> None:
+        """POST the batch to ``/logs/`` as logs of the flow run: Prefect's UI shows them with the run."""
+        if entries:
+            self.client.post("logs/", [{"name": e.name, "level": e.level, "message": redact(e.message),
+                                        "timestamp": e.timestamp, "flow_run_id": str(run_id)} for e in entries],
+                             what=f"the logs of flow run {run_id}")
 
     def _log(self, run_id: str, level: int, message: str) -> None:
         self.client.post("logs/", [{"name": "flowdeck", "level": level, "message": redact(message),
