@@ -33,6 +33,7 @@ from flowdeck.errors import DeployError
 from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion, get_version, list_deployments, record_versions
 from flowdeck.paths import cache_dir, home_dir
+from flowdeck.publish import publish_pull_steps, pull_steps_mode
 from flowdeck.selection import select_deployments
 from flowdeck.source import format_key_path
 from flowdeck.steps.aliases import resolve_name
@@ -67,6 +68,10 @@ class DeployOptions:
     install_requires: bool = False
     resolver: ReferenceResolver | None = None
     env: Mapping[str, str] | None = None
+    #: ``as-written`` or ``flowdeck`` (see :mod:`flowdeck.publish`); None: the file's ``flowdeck.pull_steps``.
+    pull_steps: str | None = None
+    #: The pull steps will be run by Prefect's own runner (a Prefect server): check their templates for it.
+    for_prefect: bool = False
 
 
 @dataclass
@@ -211,6 +216,7 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
     pull = project.section("pull", index)
     pull_raw = _steps_as_written(pull) if pull.steps is not None else _default_pull(project, build, dep)
     secret_env = _secret_env_prefixes()
+    mode = pull_steps_mode(project.data, options.pull_steps, project.locate)
 
     fields = {k: v for k, v in dep.items() if k not in _NOT_TEMPLATED}
     # Deploy-time phase: variables and the environment (blocks stay references: resolved on the worker).
@@ -227,6 +233,8 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         "pull": pull_raw,
         "code": code_hash(project.root),
     }
+    if mode != "as-written":
+        source["pull_steps_mode"] = mode
 
     steps = [*(build.steps or []), *(push.steps or [])]
     outputs = cache.run(steps) if cache is not None else {}
@@ -242,6 +250,8 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
                               fields.get("version_type"))
     if options.pin_commit:
         pull_steps = _pin_commits(project, pull_steps, info)
+    pull_steps = publish_pull_steps(pull_steps, pull.steps, mode=mode, for_prefect=options.for_prefect,
+                                    rendered=cache is not None, locate=project.locate)
     entrypoint = fields.get("entrypoint")
     if not isinstance(entrypoint, str) or not entrypoint:
         path = (*base, "entrypoint")

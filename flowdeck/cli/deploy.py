@@ -29,7 +29,7 @@ def _deploy_once(args: argparse.Namespace) -> int:
         names=args.name, all=args.all, force=args.force, dry_run=args.dry_run, promote=not args.no_promote,
         version=args.version, params=parse_params(args.param), tags=args.tag or None,
         pin_commit=args.pin_commit, strict=args.strict,
-        install_requires=args.install_requires, resolver=store_resolver())
+        install_requires=args.install_requires, resolver=store_resolver(), pull_steps=args.pull_steps)
     with stdout_to_stderr(args.json):
         results = deploy(project, options)
     if args.json:
@@ -244,6 +244,9 @@ def add_deploy_commands(sub: Any) -> None:
                    help="pin git_clone steps that clone this project to the commit being deployed")
     p.add_argument("--strict", action="store_true", help="a missing environment variable is an error")
     p.add_argument("--install-requires", action="store_true", help="pip install custom steps' requirements")
+    p.add_argument("--pull-steps", "--steps", dest="pull_steps", choices=("as-written", "flowdeck"), default=None,
+                   help="`flowdeck`: publish built-in pull steps as flowdeck.steps.* so Prefect's own workers run "
+                        "flowdeck's pulls (default: the file's `flowdeck: {pull_steps: ...}`, else as written)")
     p.set_defaults(func=_cmd_deploy)
 
     dsub = add_group(sub, "deployment", "deployments and their version history")

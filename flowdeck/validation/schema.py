@@ -17,7 +17,7 @@ from flowdeck.suggest import did_you_mean
 
 __all__ = ["check_schema", "check_semantics", "check_unknown_keys"]
 
-TOP_KEYS = ("prefect-version", "name", "build", "push", "pull", "deployments", "definitions")
+TOP_KEYS = ("prefect-version", "name", "build", "push", "pull", "deployments", "definitions", "flowdeck")
 DEPLOYMENT_KEYS = (
     "name", "version", "version_type", "tags", "description", "schedule", "schedules", "paused",
     "concurrency_limit", "flow_name", "entrypoint", "parameters", "enforce_parameter_schema", "build",

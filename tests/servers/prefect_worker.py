@@ -1,0 +1,147 @@
+"""A real Prefect for the worker tests: its server, and a worker-side Python where flowdeck is installed.
+
+Prefect lives in a virtualenv of its own (``scripts/setup-prefect``; ``$FLOWDECK_PREFECT_VENV`` or
+``.prefect-venv``), never in flowdeck's. The worker side is what a team's worker image holds: Prefect plus
+flowdeck. It is an *overlay* virtualenv made per test session: a ``.pth`` file puts the Prefect
+virtualenv's packages on its path, another one the checkout (as ``pip install -e .`` would), and pip
+installs there only what the Prefect virtualenv lacks (gitpython, filelock, boto3). The shared Prefect
+virtualenv is never modified.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers.process import ServerProcess, free_port, unavailable
+
+__all__ = [
+    "PREFECT_VERSION",
+    "PrefectApi",
+    "prefect_venv",
+    "start_prefect_server",
+    "worker_prefect_server",
+    "worker_python",
+]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+PREFECT_VERSION = os.environ.get("FLOWDECK_PREFECT_VERSION", "3.9.1")
+# Read once at import: the test-wide isolation scrubs FLOWDECK_* variables before fixtures run.
+_VENV = Path(os.environ.get("FLOWDECK_PREFECT_VENV") or REPO_ROOT / ".prefect-venv")
+# What flowdeck needs at run time on a worker (its dependencies and the s3 extra).
+_WORKER_REQUIREMENTS = (
+    "pyyaml>=6.0", "jinja2>=3.1", "jsonschema>=4.18", "gitpython>=3.1", "pathspec>=0.12", "rich>=13",
+    "filelock>=3.12", "boto3>=1.34",
+)
+
+
+def prefect_venv() -> Path:
+    """The Prefect virtualenv; skip (fail under CI) when it is not installed."""
+    if not (_VENV / f".prefect-{PREFECT_VERSION}").is_file() or not (_VENV / "bin" / "python").exists():
+        unavailable(f"prefect {PREFECT_VERSION} in {_VENV}", "run scripts/setup-prefect")
+    return _VENV
+
+
+def _purelib(python: Path) -> str:
+    return subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+
+
+def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
+    """The environment of a Prefect process: its own home, no telemetry, no network but loopback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_CLI_COLORS": "false",
+        "PREFECT_CLI_WRAP_LINES": "false",
+        "DO_NOT_TRACK": "1",
+    })
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
+    return env
+
+
+@dataclass
+class PrefectApi:
+    """A running Prefect server."""
+
+    url: str
+    home: Path
+    process: ServerProcess
+
+    def env(self, home: Path | None = None) -> dict[str, str]:
+        """The environment for a Prefect client (step runner, worker) talking to this server."""
+        return prefect_env(home or self.home, self.url)
+
+
+def start_prefect_server(workdir: Path) -> PrefectApi:
+    """``prefect server start`` on a free loopback port with a SQLite database under ``workdir``."""
+    python = prefect_venv() / "bin" / "python"
+    port = free_port()
+    home = workdir / "prefect-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = prefect_env(home)
+    env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
+    env["PREFECT_SERVER_API_PORT"] = str(port)
+    url = f"http://127.0.0.1:{port}/api"
+    server = ServerProcess(
+        "prefect-server",
+        [str(python), "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        workdir / "server.log", cwd=workdir, env=env,
+    )
+
+    def ready() -> bool:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return bool(response.status == 200)
+
+    server.start(ready, timeout=180)
+    return PrefectApi(url, home, server)
+
+
+@pytest.fixture(scope="session")
+def worker_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
+    """A Prefect server for the whole session."""
+    api = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
+    try:
+        yield api
+    finally:
+        api.process.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a worker-side environment: Prefect, and flowdeck from this checkout."""
+    base = prefect_venv() / "bin" / "python"
+    env_dir = tmp_path_factory.mktemp("worker-env")
+    subprocess.run([str(base), "-m", "venv", "--without-pip", str(env_dir)], check=True)
+    python = env_dir / "bin" / "python"
+    site = Path(_purelib(python))
+    (site / "_prefect_venv.pth").write_text(_purelib(base) + "\n")
+    (site / "_flowdeck_checkout.pth").write_text(str(REPO_ROOT) + "\n")
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *_WORKER_REQUIREMENTS],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        unavailable("flowdeck's dependencies for the worker environment", proc.stderr.strip()[-300:])
+    check = subprocess.run([str(python), "-c", "import prefect, flowdeck.steps, git, boto3"],
+                           capture_output=True, text=True, check=False)
+    assert check.returncode == 0, check.stderr
+    return python
+
+
+def run_python(python: Path, code: str, *, cwd: Path, env: dict[str, str],
+               timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` with ``python`` (never with secrets in argv: pass them in ``env``)."""
+    return subprocess.run([str(python), "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, check=False)

@@ -1,0 +1,148 @@
+"""Prefect's own step runner (``prefect.deployments.steps.core.run_steps``) runs flowdeck's steps.
+
+Each test runs Prefect's runner in a worker-side Python (Prefect plus flowdeck), against a real Prefect
+server holding the credentials as blocks, exactly as a Prefect worker's ``prefect flow-run execute`` does
+before a flow run. Secrets travel in the environment, never in argv.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.servers.git import GitHttpServer, RepoBuilder
+from tests.servers.prefect_worker import PrefectApi, run_python
+from tests.servers.s3 import S3Server
+from tests.steps.gitutil import assert_not_in_tree, assert_nowhere, git_out
+
+MakeRepo = Callable[..., RepoBuilder]
+
+# Saves the credentials as blocks on the server (block types as prefect-github and prefect-aws define
+# them), then runs the steps with Prefect's runner and prints their outputs.
+RUNNER = r'''
+import asyncio, json, os
+from typing import Optional
+from pydantic import SecretStr
+from prefect.blocks.core import Block
+from prefect.deployments.steps.core import run_steps
+
+class GitHubCredentials(Block):
+    _block_type_name = "GitHub Credentials"
+    _block_type_slug = "github-credentials"
+    token: Optional[SecretStr] = None
+
+class AwsCredentials(Block):
+    _block_type_name = "AWS Credentials"
+    _block_type_slug = "aws-credentials"
+    aws_access_key_id: Optional[str] = None
+    aws_secret_access_key: Optional[SecretStr] = None
+    region_name: Optional[str] = None
+
+if os.environ.get("FD_TOKEN"):
+    GitHubCredentials(token=os.environ["FD_TOKEN"]).save("repo-token", overwrite=True)
+if os.environ.get("FD_AWS"):
+    AwsCredentials(**json.loads(os.environ["FD_AWS"])).save("s3-code", overwrite=True)
+outputs = asyncio.run(run_steps(json.loads(os.environ["FD_STEPS"])))
+print("FD_OUTPUT=" + json.dumps(outputs))
+'''
+
+
+def _run(python: Path, api: PrefectApi, cwd: Path, steps: list[dict[str, Any]], **secrets: str) -> tuple[
+        int, str, dict[str, Any] | None]:
+    env = {**api.env(cwd / ".prefect"), "FD_STEPS": json.dumps(steps)}
+    env.update({f"FD_{k.upper()}": v for k, v in secrets.items()})
+    env["PATH"] = os.environ["PATH"]
+    proc = run_python(python, RUNNER, cwd=cwd, env=env)
+    text = proc.stdout + proc.stderr
+    outputs = None
+    for line in proc.stdout.splitlines():
+        if line.startswith("FD_OUTPUT="):
+            outputs = json.loads(line.removeprefix("FD_OUTPUT="))
+    return proc.returncode, text, outputs
+
+
+def test_prefect_runs_flowdeck_pull_steps_with_blocks(
+    worker_python: Path,
+    worker_prefect_server: PrefectApi,
+    git_http_server: GitHttpServer,
+    make_repo: MakeRepo,
+    worker_s3: S3Server,
+    git_argv_log: Path,
+    tmp_path: Path,
+) -> None:
+    token = git_http_server.token
+    repo = make_repo({"flows/hello.py": "print('hello from git')\n", "README.md": "from git\n"})
+    bucket = f"code-{os.getpid()}"
+    worker_s3.client().create_bucket(Bucket=bucket)
+    worker_s3.client().put_object(Bucket=bucket, Key="proj/data/input.csv", Body=b"a,b\n1,2\n")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    steps = [
+        {"flowdeck.steps.git_clone": {
+            "id": "clone", "repository": git_http_server.url(repo.name, "github.localhost"),
+            "credentials": "{{ prefect.blocks.github-credentials.repo-token }}"}},
+        {"flowdeck.steps.pull_from_s3": {
+            "id": "data", "bucket": bucket, "folder": "proj",
+            "credentials": "{{ prefect.blocks.aws-credentials.s3-code }}",
+            "client_parameters": {"endpoint_url": worker_s3.endpoint}}},
+        {"flowdeck.steps.set_working_directory": {"directory": "{{ clone.directory }}"}},
+        {"flowdeck.steps.run_shell_script": {"id": "show", "script": "cat README.md\npython flows/hello.py"}},
+    ]
+    aws = {"aws_access_key_id": worker_s3.access_key, "aws_secret_access_key": worker_s3.secret_key,
+           "region_name": "us-east-1"}
+    code, text, outputs = _run(worker_python, worker_prefect_server, workdir, steps, token=token,
+                               aws=json.dumps(aws))
+    assert code == 0, text
+    assert outputs is not None
+    assert outputs["clone"] == {"directory": f"{repo.name}"}
+    assert outputs["data"]["bucket"] == bucket and outputs["data"]["folder"] == "proj"
+    assert (workdir / "data" / "input.csv").read_bytes() == b"a,b\n1,2\n"
+    assert outputs["show"]["stdout"].splitlines() == ["from git", "hello from git"]
+    clone = workdir / repo.name
+    assert git_out(clone, "config", "--get", "remote.origin.url") == git_http_server.url(repo.name,
+                                                                                            "github.localhost")
+    assert_nowhere(token, text, git_argv_log.read_text(), json.dumps(outputs))
+    assert "clone" in git_argv_log.read_text()
+    assert_not_in_tree(token, clone / ".git")
+    assert_nowhere(worker_s3.secret_key, text)
+
+
+def test_a_failing_flowdeck_step_fails_prefects_runner_without_the_token(
+    worker_python: Path,
+    worker_prefect_server: PrefectApi,
+    git_http_server: GitHttpServer,
+    make_repo: MakeRepo,
+    tmp_path: Path,
+) -> None:
+    token = git_http_server.token
+    repo = make_repo({"a.txt": "a"})
+    missing = git_http_server.url(repo.name + "-missing", "github.localhost")
+    steps = [{"flowdeck.steps.git_clone": {
+        "repository": missing, "credentials": "{{ prefect.blocks.github-credentials.repo-token }}"}}]
+    code, text, outputs = _run(worker_python, worker_prefect_server, tmp_path, steps, token=token)
+    assert code != 0 and outputs is None
+    assert "Encountered error while running flowdeck.steps.git_clone" in text
+    assert "GitCommandError" in text and f"{repo.name}-missing.git' with exit code 128" in text, text
+    assert_nowhere(token, text)
+
+
+def test_prefect_runs_flowdeck_steps_with_a_dict_and_async_steps(
+    worker_python: Path, worker_prefect_server: PrefectApi, tmp_path: Path
+) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "requirements.txt").write_text("\n")
+    steps = [
+        {"flowdeck.steps.set_working_directory": {"directory": "pkg"}},
+        {"flowdeck.steps.pip_install_requirements": {"id": "pip", "requirements_file": "requirements.txt",
+                                                     "stream_output": False}},
+        {"flowdeck.steps.run_shell_script": {"id": "env", "script": "echo $GREETING-{{ directory }}",
+                                             "env": {"GREETING": "hi"}, "expand_env_vars": True}},
+    ]
+    code, text, outputs = _run(worker_python, worker_prefect_server, tmp_path, steps)
+    assert code == 0, text
+    assert outputs is not None
+    assert outputs["env"]["stdout"].strip() == "hi-pkg"
+    assert outputs["directory"] == "pkg"
