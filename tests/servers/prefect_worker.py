@@ -3,9 +3,10 @@
 Prefect lives in a virtualenv of its own (``scripts/setup-prefect``; ``$FLOWDECK_PREFECT_VENV`` or
 ``.prefect-venv``), never in flowdeck's. The worker side is what a team's worker image holds: Prefect plus
 flowdeck. It is an *overlay* virtualenv made per test session: a ``.pth`` file puts the Prefect
-virtualenv's packages on its path, another one the checkout (as ``pip install -e .`` would), and pip
-installs there only what the Prefect virtualenv lacks (gitpython, filelock, boto3). The shared Prefect
-virtualenv is never modified.
+virtualenv's packages on its path, flowdeck is installed there from the checkout (``pip install -e``),
+and pip adds there only what the Prefect virtualenv lacks (gitpython, filelock, boto3). The shared Prefect
+virtualenv is never modified. Processes started with :func:`prefect_env` get ``PIP_NO_INDEX=1``: Prefect's
+install-on-demand may run pip, which must never reach an index from a test.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
         "PREFECT_CLI_COLORS": "false",
         "PREFECT_CLI_WRAP_LINES": "false",
         "DO_NOT_TRACK": "1",
+        "PIP_NO_INDEX": "1",
     })
     if api_url:
         env["PREFECT_API_URL"] = api_url
@@ -127,13 +129,13 @@ def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     python = env_dir / "bin" / "python"
     site = Path(_purelib(python))
     (site / "_prefect_venv.pth").write_text(_purelib(base) + "\n")
-    (site / "_flowdeck_checkout.pth").write_text(str(REPO_ROOT) + "\n")
-    proc = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *_WORKER_REQUIREMENTS],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.returncode != 0:
-        unavailable("flowdeck's dependencies for the worker environment", proc.stderr.strip()[-300:])
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    # flowdeck as an installed distribution (editable), so Prefect's install-on-demand of a published
+    # `requires: flowdeck[s3]` finds it satisfied and never looks for a "flowdeck" on an index.
+    for args in (_WORKER_REQUIREMENTS, ("--no-deps", "-e", str(REPO_ROOT))):
+        proc = subprocess.run([*pip, *args], capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            unavailable("flowdeck and its dependencies in the worker environment", proc.stderr.strip()[-300:])
     check = subprocess.run([str(python), "-c", "import prefect, flowdeck.steps, git, boto3"],
                            capture_output=True, text=True, check=False)
     assert check.returncode == 0, check.stderr

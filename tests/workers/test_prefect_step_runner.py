@@ -17,37 +17,9 @@ from tests.servers.git import GitHttpServer, RepoBuilder
 from tests.servers.prefect_worker import PrefectApi, run_python
 from tests.servers.s3 import S3Server
 from tests.steps.gitutil import assert_not_in_tree, assert_nowhere, git_out
+from tests.workers.prefect_scripts import RUN_STEPS, result
 
 MakeRepo = Callable[..., RepoBuilder]
-
-# Saves the credentials as blocks on the server (block types as prefect-github and prefect-aws define
-# them), then runs the steps with Prefect's runner and prints their outputs.
-RUNNER = r'''
-import asyncio, json, os
-from typing import Optional
-from pydantic import SecretStr
-from prefect.blocks.core import Block
-from prefect.deployments.steps.core import run_steps
-
-class GitHubCredentials(Block):
-    _block_type_name = "GitHub Credentials"
-    _block_type_slug = "github-credentials"
-    token: Optional[SecretStr] = None
-
-class AwsCredentials(Block):
-    _block_type_name = "AWS Credentials"
-    _block_type_slug = "aws-credentials"
-    aws_access_key_id: Optional[str] = None
-    aws_secret_access_key: Optional[SecretStr] = None
-    region_name: Optional[str] = None
-
-if os.environ.get("FD_TOKEN"):
-    GitHubCredentials(token=os.environ["FD_TOKEN"]).save("repo-token", overwrite=True)
-if os.environ.get("FD_AWS"):
-    AwsCredentials(**json.loads(os.environ["FD_AWS"])).save("s3-code", overwrite=True)
-outputs = asyncio.run(run_steps(json.loads(os.environ["FD_STEPS"])))
-print("FD_OUTPUT=" + json.dumps(outputs))
-'''
 
 
 def _run(python: Path, api: PrefectApi, cwd: Path, steps: list[dict[str, Any]], **secrets: str) -> tuple[
@@ -55,13 +27,8 @@ def _run(python: Path, api: PrefectApi, cwd: Path, steps: list[dict[str, Any]], 
     env = {**api.env(cwd / ".prefect"), "FD_STEPS": json.dumps(steps)}
     env.update({f"FD_{k.upper()}": v for k, v in secrets.items()})
     env["PATH"] = os.environ["PATH"]
-    proc = run_python(python, RUNNER, cwd=cwd, env=env)
-    text = proc.stdout + proc.stderr
-    outputs = None
-    for line in proc.stdout.splitlines():
-        if line.startswith("FD_OUTPUT="):
-            outputs = json.loads(line.removeprefix("FD_OUTPUT="))
-    return proc.returncode, text, outputs
+    proc = run_python(python, RUN_STEPS, cwd=cwd, env=env)
+    return proc.returncode, proc.stdout + proc.stderr, result(proc.stdout, "OUTPUT")
 
 
 def test_prefect_runs_flowdeck_pull_steps_with_blocks(
@@ -144,5 +111,6 @@ def test_prefect_runs_flowdeck_steps_with_a_dict_and_async_steps(
     code, text, outputs = _run(worker_python, worker_prefect_server, tmp_path, steps)
     assert code == 0, text
     assert outputs is not None
-    assert outputs["env"]["stdout"].strip() == "hi-pkg"
-    assert outputs["directory"] == "pkg"
+    pkg = os.path.realpath(tmp_path / "pkg")
+    assert outputs["directory"] == pkg  # absolute, as Prefect's own set_working_directory gives it
+    assert outputs["env"]["stdout"].strip() == f"hi-{pkg}"
