@@ -51,7 +51,7 @@ class BlockRecord:
     type_slug: str
     name: str
     data: dict[str, Any]
-    source: Literal["store", "env"]
+    source: Literal["store", "env", "server"]
     updated_at: str | None = None
 
     @property

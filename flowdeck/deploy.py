@@ -16,6 +16,7 @@ The pipeline, per deployment (Prefect's order, prefect-behaviour §5.3):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -31,7 +32,7 @@ import yaml
 from flowdeck.config import Project, SectionSteps, StepEntry
 from flowdeck.errors import DeployError
 from flowdeck.flowinfo import FlowInfo, read_flow
-from flowdeck.history import PendingVersion, get_version, list_deployments, record_versions
+from flowdeck.history import PendingVersion
 from flowdeck.paths import cache_dir, home_dir
 from flowdeck.publish import publish_pull_steps, pull_steps_mode
 from flowdeck.selection import select_deployments
@@ -72,6 +73,10 @@ class DeployOptions:
     pull_steps: str | None = None
     #: The pull steps will be run by Prefect's own runner (a Prefect server): check their templates for it.
     for_prefect: bool = False
+    #: Deployment fields given on the command line (Prefect's ``--pool``, ``--cron`` ...); win over the file.
+    overrides: Mapping[str, Any] | None = None
+    #: On a Prefect server, create a missing work pool instead of failing.
+    create_pool: bool = False
 
 
 @dataclass
@@ -185,6 +190,18 @@ def _apply_overrides(dep: dict[str, Any], options: DeployOptions) -> dict[str, A
         dep["version"] = options.version
     if options.tags is not None:
         dep["tags"] = list(options.tags)
+    for key, value in (options.overrides or {}).items():
+        if key == "work_pool" and isinstance(value, Mapping):
+            pool = dict(dep.get("work_pool") or {})
+            for pool_key, pool_value in value.items():
+                if pool_key == "job_variables":
+                    pool_value = {**dict(pool.get("job_variables") or {}), **dict(pool_value)}
+                pool[pool_key] = pool_value
+            dep["work_pool"] = pool
+        else:
+            if key == "schedules":
+                dep.pop("schedule", None)
+            dep[key] = copy.deepcopy(value)
     if options.params:
         parameters = dict(dep.get("parameters") or {})
         parameters.update(options.params)
@@ -293,7 +310,7 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         content_hash=hashlib.sha256(_canonical(hashed).encode()).hexdigest(), record=record,
         version_info=version_info.to_dict(), schedules=list(schedules or []),
         paused=bool(fields.get("paused", False)), concurrency_limit=fields.get("concurrency_limit"),
-        force=options.force, promote=options.promote)
+        force=options.force, promote=options.promote, create_pool=options.create_pool)
     return _Planned(name, pending, source)
 
 
@@ -304,15 +321,21 @@ def _diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
 
 
 def _dry_run(planned: list[_Planned]) -> list[DeployResult]:
-    existing = {d.name: d for d in list_deployments()}
+    from flowdeck.errors import HistoryError
+    from flowdeck.registry import current
+
+    registry = current()
     results = []
     for plan in planned:
-        dep = existing.get(plan.name)
+        try:
+            dep = registry.find_deployment(plan.name)
+        except HistoryError:
+            dep = None
         if dep is None or dep.live_revision is None:
             results.append(DeployResult(plan.name, "would create", None, plan.pending.label, False,
                                         _diff(None, plan.source)))
             continue
-        live = get_version(plan.name)
+        live = registry.get_version(plan.name)
         if live.record.get("source_hash") == plan.pending.record["source_hash"] and not plan.pending.force:
             results.append(DeployResult(plan.name, "unchanged", live.revision, live.label, True))
         else:
@@ -324,6 +347,11 @@ def _dry_run(planned: list[_Planned]) -> list[DeployResult]:
 def deploy(project: Project, options: DeployOptions | None = None) -> list[DeployResult]:
     """Deploy the selected deployments of ``project``; nothing is recorded unless all of them succeed."""
     options = options or DeployOptions()
+    from flowdeck.registry.choose import server_config
+
+    if not options.for_prefect and server_config() is not None:
+        # A Prefect server's workers run the pull steps with Prefect's own runner: publish only what it reads.
+        options = dataclasses.replace(options, for_prefect=True)
     validate_project(project, strict=options.strict).raise_for_errors()
     indices = select_deployments(project, options.names, options.all)
     cache = None if options.dry_run else _StepCache(project, options)
@@ -335,5 +363,7 @@ def deploy(project: Project, options: DeployOptions | None = None) -> list[Deplo
                           hint="give each deployment of a flow its own name")
     if options.dry_run:
         return _dry_run(planned)
-    outcomes = record_versions([p.pending for p in planned])
+    from flowdeck.registry import current
+
+    outcomes = current().record_versions([p.pending for p in planned])
     return [DeployResult(o.name, o.status, o.revision, o.label, o.live) for o in outcomes]

@@ -33,6 +33,8 @@ __all__ = [
     "MissingValueWarning",
     "Problem",
     "RecipeError",
+    "RegistryError",
+    "RegistryNotFound",
     "StepExecutionError",
     "StepInputError",
     "StorageError",
@@ -305,3 +307,11 @@ class DeprecatedNameWarning(FlowdeckWarning):
 class MissingValueWarning(FlowdeckWarning):
     """A placeholder resolved to "" because its environment variable or Prefect variable is missing."""
 
+
+
+class RegistryError(FlowdeckError):
+    """The shared registry (a Prefect server or Prefect Cloud) refused or failed a request."""
+
+
+class RegistryNotFound(RegistryError):
+    """The server has no such object (HTTP 404); callers that expect absence catch this one."""

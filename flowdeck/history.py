@@ -80,6 +80,8 @@ class PendingVersion:
     concurrency_limit: Any
     force: bool = False
     promote: bool = True
+    #: On a Prefect server: create a missing work pool (``--create-pool``) instead of failing.
+    create_pool: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,9 @@ class RecordOutcome:
 
 @dataclass(frozen=True)
 class RunRow:
-    """One flow run started by ``flowdeck run``."""
+    """One flow run started by ``flowdeck run`` (a Prefect server's runs have UUID ids)."""
 
-    id: int
+    id: int | str
     deployment: str
     revision: int
     run_name: str | None

@@ -13,8 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flowdeck.block_store import env_var_name, find_block
-from flowdeck.variables import get_variable
+from flowdeck.block_store import env_var_name
 
 __all__ = ["StoreResolver", "default_resolver"]
 
@@ -32,12 +31,13 @@ class StoreResolver:
         """The block's data dict; :class:`KeyError` when neither the environment nor the store has it."""
         key = (type_slug, name)
         if key not in self._blocks:
-            record = find_block(type_slug, name, environ=self._environ)
+            from flowdeck.registry import current
+
+            registry = current()
+            record = registry.find_block(type_slug, name, environ=self._environ)
             if record is None:
                 env = env_var_name(type_slug, name)
-                raise KeyError(
-                    f"block {type_slug}/{name} not found in the store or in ${env}"
-                )
+                raise KeyError(f"block {type_slug}/{name} not found in {registry.description} or in ${env}")
             self._blocks[key] = record.data
         return copy.deepcopy(self._blocks[key])
 
@@ -46,7 +46,9 @@ class StoreResolver:
         if name in self._missing_variables:
             raise KeyError(f"variable {name} not found")
         if name not in self._variables:
-            variable = get_variable(name)
+            from flowdeck.registry import current
+
+            variable = current().get_variable(name)
             if variable is None:
                 self._missing_variables.add(name)
                 raise KeyError(f"variable {name} not found")

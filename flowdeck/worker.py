@@ -23,7 +23,7 @@ from typing import Any
 from flowdeck.config import parse_step
 from flowdeck.errors import DeployError, FlowdeckError
 from flowdeck.flowinfo import split_entrypoint
-from flowdeck.history import RunRow, VersionRow, finish_run, get_version, start_run
+from flowdeck.history import RunRow, VersionRow
 from flowdeck.paths import home_dir
 from flowdeck.redact import redact
 from flowdeck.steps.loader import import_object
@@ -81,7 +81,9 @@ def pull_deployment(
         from flowdeck.resolver import default_resolver
 
         resolver = default_resolver()
-    row = get_version(name, version)
+    from flowdeck.registry import current
+
+    row = current().get_version(name, version)
     target = Path(directory) if directory is not None else Path(
         tempfile.mkdtemp(prefix=f"flowdeck-{row.record.get('name', 'run')}-"))
     target.mkdir(parents=True, exist_ok=True)
@@ -148,9 +150,12 @@ def run_deployment(
     strict: bool = False,
 ) -> RunResult:
     """Pull, then import the entrypoint from the final directory and call it; the run is recorded."""
-    row = get_version(name, version)
+    from flowdeck.registry import current
+
+    registry = current()
+    row = registry.get_version(name, version)
     merged = merged_parameters(row, param_file, parameters)
-    run, fresh = start_run(row.deployment, row.revision, merged, run_name, idempotency_key)
+    run, fresh = registry.start_run(row.deployment, row.revision, merged, run_name, idempotency_key)
     if not fresh:
         return RunResult(run, executed=False)
     # A run without --dir works in a directory of its own that is removed afterwards (user ask G5).
@@ -164,19 +169,19 @@ def run_deployment(
             if inspect.isawaitable(result):
                 result = asyncio.run(_await(result))
     except KeyboardInterrupt:
-        finish_run(run.id, "cancelled")
+        registry.finish_run(run.id, "cancelled")
         raise
     except BaseException as exc:
         log_path = home_dir() / "runs" / f"{run.id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.write_text(redact("".join(traceback.format_exception(exc))), encoding="utf-8")
         message = str(exc) if isinstance(exc, FlowdeckError) else f"{type(exc).__name__}: {exc}"
-        finished = finish_run(run.id, "failed", error=redact(message))
+        finished = registry.finish_run(run.id, "failed", error=redact(message))
         return RunResult(finished, executed=True, log_path=log_path)
     finally:
         if scratch is not None:
             scratch.cleanup()
-    finished = finish_run(run.id, "completed", result=_jsonable(result),
+    finished = registry.finish_run(run.id, "completed", result=_jsonable(result),
                           directory=str(pulled.directory) if scratch is None else None)
     return RunResult(finished, executed=True)
 

@@ -32,6 +32,7 @@ from flowdeck.cli.output import (
     help_command,
     show_warning,
 )
+from flowdeck.cli.registry import add_api_options, apply_registry_args
 from flowdeck.cli.storage import add_storage_commands
 from flowdeck.cli.store import add_store_commands
 from flowdeck.errors import FlowdeckError, FlowdeckWarning, UsageError
@@ -49,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flowdeck {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="show only warnings and errors")
+    parser.add_argument("--no-prompt", action="store_true", help="accepted for Prefect compatibility")
     parser.set_defaults(func=help_command(parser))
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
 
@@ -56,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_commands(sub)
     add_deploy_commands(sub)
     add_storage_commands(sub)
+    add_api_options(sub)
     return parser
 
 
@@ -90,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             err(f"flowdeck: error: {exc}")
             return EXIT_USAGE
         _configure_logging(args.verbose, args.quiet)
+        apply_registry_args(args)
         with warnings.catch_warnings():
             warnings.simplefilter("default", FlowdeckWarning)
             warnings.showwarning = show_warning

@@ -21,15 +21,18 @@ from flowdeck.errors import FlowdeckError, UsageError
 
 
 def _deploy_once(args: argparse.Namespace) -> int:
+    from flowdeck.cli.registry import deploy_overrides
     from flowdeck.config import load_project
     from flowdeck.deploy import DeployOptions, deploy
 
     project = load_project(args.file)
+    overrides, extra_params = deploy_overrides(args)
     options = DeployOptions(
         names=args.name, all=args.all, force=args.force, dry_run=args.dry_run, promote=not args.no_promote,
-        version=args.version, params=parse_params(args.param), tags=args.tag or None,
+        version=args.version, params={**extra_params, **parse_params(args.param)}, tags=args.tag or None,
         pin_commit=args.pin_commit, strict=args.strict,
-        install_requires=args.install_requires, resolver=store_resolver(), pull_steps=args.pull_steps)
+        install_requires=args.install_requires, resolver=store_resolver(), overrides=overrides,
+        create_pool=args.create_pool, pull_steps=args.pull_steps)
     with stdout_to_stderr(args.json):
         results = deploy(project, options)
     if args.json:
@@ -73,9 +76,9 @@ def _deploy_or_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_ls(args: argparse.Namespace) -> int:
-    from flowdeck.history import list_deployments
+    from flowdeck.registry import current
 
-    rows = list_deployments()
+    rows = current().list_deployments()
     if args.json:
         out(json.dumps([r.__dict__ for r in rows], indent=2, default=str))
         return EXIT_OK
@@ -88,9 +91,9 @@ def _cmd_deployment_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_show(args: argparse.Namespace) -> int:
-    from flowdeck.history import get_version
+    from flowdeck.registry import current
 
-    row = get_version(args.name, args.version)
+    row = current().get_version(args.name, args.version)
     data = {"deployment": row.deployment, "revision": row.revision, "version": row.label, "live": row.live,
             "created_at": row.created_at, "version_info": row.version_info,
             "record": {k: v for k, v in row.record.items() if k != "source"}}
@@ -104,9 +107,9 @@ def _cmd_deployment_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_history(args: argparse.Namespace) -> int:
-    from flowdeck.history import list_versions
+    from flowdeck.registry import current
 
-    versions = list_versions(args.name)
+    versions = current().list_versions(args.name)
     if args.json:
         out(json.dumps([{"revision": v.revision, "version": v.label, "live": v.live, "created_at": v.created_at,
                           "commit": v.version_info.get("commit_sha"), "message": v.version_info.get("message")}
@@ -121,25 +124,25 @@ def _cmd_deployment_history(args: argparse.Namespace) -> int:
 
 
 def _cmd_deployment_rollback(args: argparse.Namespace) -> int:
-    from flowdeck.history import set_live
+    from flowdeck.registry import current
 
-    row = set_live(args.name, args.to, previous=args.to is None)
+    row = current().set_live(args.name, args.to, previous=args.to is None)
     out(f"{row.deployment}: version {row.label} (revision {row.revision}) is live")
     return EXIT_OK
 
 
 def _cmd_deployment_promote(args: argparse.Namespace) -> int:
-    from flowdeck.history import set_live
+    from flowdeck.registry import current
 
-    row = set_live(args.name, args.to)
+    row = current().set_live(args.name, args.to)
     out(f"{row.deployment}: version {row.label} (revision {row.revision}) is live")
     return EXIT_OK
 
 
 def _cmd_deployment_rm(args: argparse.Namespace) -> int:
-    from flowdeck.history import delete_deployment
+    from flowdeck.registry import current
 
-    row = delete_deployment(args.name)
+    row = current().delete_deployment(args.name)
     out(f"removed {row.name} and its versions")
     return EXIT_OK
 
@@ -209,9 +212,9 @@ def _yaml_mapping(text: str) -> Any:
 
 
 def _cmd_run_ls(args: argparse.Namespace) -> int:
-    from flowdeck.history import list_runs
+    from flowdeck.registry import current
 
-    runs = list_runs(args.extra)
+    runs = current().list_runs(args.extra)
     if args.json:
         out(json.dumps([r.__dict__ for r in runs], indent=2, default=str))
         return EXIT_OK
@@ -247,6 +250,9 @@ def add_deploy_commands(sub: Any) -> None:
     p.add_argument("--pull-steps", "--steps", dest="pull_steps", choices=("as-written", "flowdeck"), default=None,
                    help="`flowdeck`: publish built-in pull steps as flowdeck.steps.* so Prefect's own workers run "
                         "flowdeck's pulls (default: the file's `flowdeck: {pull_steps: ...}`, else as written)")
+    from flowdeck.cli.registry import add_prefect_deploy_flags
+
+    add_prefect_deploy_flags(p)
     p.set_defaults(func=_cmd_deploy)
 
     dsub = add_group(sub, "deployment", "deployments and their version history")

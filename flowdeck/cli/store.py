@@ -52,10 +52,10 @@ def _cmd_block_types(args: argparse.Namespace) -> int:
 
 
 def _cmd_block_create(args: argparse.Namespace) -> int:
-    from flowdeck.block_store import save_block
     from flowdeck.blocks import get_block_type, parse_field_args
     from flowdeck.errors import StoreError
     from flowdeck.redact import register_secret
+    from flowdeck.registry import current
 
     block_type = get_block_type(args.type)
     if args.value is not None and args.field:
@@ -104,18 +104,18 @@ def _cmd_block_create(args: argparse.Namespace) -> int:
             "a secret given on the command line is visible to other users (`ps`) and in shell history",
             hint="read it from stdin instead: `--value -` or `--field KEY=-`",
         ), stacklevel=1)
-    record = save_block(args.type, args.name, data, overwrite=args.overwrite)
+    record = current().save_block(args.type, args.name, data, overwrite=args.overwrite)
     out(f"Saved block {record.type_slug}/{record.name}; reference it as {record.reference}")
     return EXIT_OK
 
 
 def _cmd_block_ls(args: argparse.Namespace) -> int:
-    from flowdeck.block_store import list_blocks
     from flowdeck.blocks import get_block_type
+    from flowdeck.registry import current
 
     if args.type:
         get_block_type(args.type)
-    records = list_blocks(args.type)
+    records = current().list_blocks(args.type)
     if args.json:
         print_json([
             {"type": r.type_slug, "name": r.name, "source": r.source, "reference": r.reference,
@@ -132,12 +132,13 @@ def _cmd_block_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_block_show(args: argparse.Namespace) -> int:
-    from flowdeck.block_store import find_block, parse_ref
+    from flowdeck.block_store import parse_ref
     from flowdeck.blocks import BLOCK_TYPES, mask_block
     from flowdeck.errors import StoreError
+    from flowdeck.registry import current
 
     type_slug, name = parse_ref(args.ref)
-    record = find_block(type_slug, name)
+    record = current().find_block(type_slug, name)
     if record is None:
         raise StoreError(
             f"block {type_slug}/{name} not found",
@@ -165,17 +166,18 @@ def _cmd_block_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_block_rm(args: argparse.Namespace) -> int:
-    from flowdeck.block_store import delete_block, parse_ref
+    from flowdeck.block_store import parse_ref
+    from flowdeck.registry import current
 
     type_slug, name = parse_ref(args.ref)
-    delete_block(type_slug, name)
+    current().delete_block(type_slug, name)
     out(f"Removed block {type_slug}/{name}")
     return EXIT_OK
 
 
 def _cmd_variable_set(args: argparse.Namespace) -> int:
     from flowdeck.errors import StoreError
-    from flowdeck.variables import set_variable
+    from flowdeck.registry import current
 
     raw = _read_stdin_secret() if args.value == "-" else args.value
     value: Any = raw
@@ -187,16 +189,16 @@ def _cmd_variable_set(args: argparse.Namespace) -> int:
                 f"variable {args.name!r}: --json value is not valid JSON ({exc.msg}, column {exc.colno})",
                 hint="quote text as a JSON string, or drop --json to store it as text",
             ) from None
-    variable = set_variable(args.name, value)
+    variable = current().set_variable(args.name, value)
     out(f"Set variable {variable.name}; reference it as {variable.reference}")
     return EXIT_OK
 
 
 def _cmd_variable_get(args: argparse.Namespace) -> int:
     from flowdeck.errors import StoreError
-    from flowdeck.variables import get_variable
+    from flowdeck.registry import current
 
-    variable = get_variable(args.name)
+    variable = current().get_variable(args.name)
     if variable is None:
         raise StoreError(
             f"no variable {args.name!r}",
@@ -210,9 +212,9 @@ def _cmd_variable_get(args: argparse.Namespace) -> int:
 
 
 def _cmd_variable_ls(args: argparse.Namespace) -> int:
-    from flowdeck.variables import list_variables
+    from flowdeck.registry import current
 
-    variables = list_variables()
+    variables = current().list_variables()
     if args.json:
         print_json({v.name: v.value for v in variables})
         return EXIT_OK
@@ -225,9 +227,9 @@ def _cmd_variable_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_variable_rm(args: argparse.Namespace) -> int:
-    from flowdeck.variables import delete_variable
+    from flowdeck.registry import current
 
-    delete_variable(args.name)
+    current().delete_variable(args.name)
     out(f"Removed variable {args.name}")
     return EXIT_OK
 

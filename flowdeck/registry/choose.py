@@ -1,0 +1,82 @@
+"""The one place that decides which registry flowdeck talks to.
+
+In order, the first that is set wins:
+
+1. ``--api URL`` on the command line (:func:`use_api`);
+2. ``FLOWDECK_API_URL`` (with ``FLOWDECK_API_AUTH_STRING`` / ``FLOWDECK_API_KEY``);
+3. ``PREFECT_API_URL`` (with ``PREFECT_API_AUTH_STRING`` / ``PREFECT_API_KEY``), as Prefect's own client;
+4. otherwise flowdeck's embedded store under ``FLOWDECK_HOME``, exactly as without a server.
+
+Credentials follow the URL's family: flowdeck's own variables override Prefect's one by one, so a CI job
+can point flowdeck elsewhere without touching what ``prefect`` uses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from flowdeck.registry.base import Registry
+
+__all__ = ["current", "reset", "server_config", "use_api"]
+
+_api_override: str | None = None
+_cached: tuple[tuple[str | None, ...], Registry] | None = None
+
+
+def use_api(url: str | None) -> None:
+    """Use the server at ``url`` for the rest of this process (``--api URL``); None undoes it."""
+    global _api_override
+    _api_override = url or None
+
+
+def reset() -> None:
+    """Forget the ``--api`` override and the cached registry (tests)."""
+    global _api_override, _cached
+    _api_override = None
+    _cached = None
+
+
+def server_config(environ: Mapping[str, str] | None = None) -> object | None:
+    """The :class:`~flowdeck.registry.server.client.ServerConfig` chosen, or None for the embedded store."""
+    env = os.environ if environ is None else environ
+
+    def pick(name: str) -> str | None:
+        return env.get(f"FLOWDECK_{name}") or env.get(f"PREFECT_{name}") or None
+
+    if _api_override:
+        url, source = _api_override, "--api"
+    elif env.get("FLOWDECK_API_URL"):
+        url, source = env["FLOWDECK_API_URL"], "FLOWDECK_API_URL"
+    elif env.get("PREFECT_API_URL"):
+        url, source = env["PREFECT_API_URL"], "PREFECT_API_URL"
+    else:
+        return None
+    from flowdeck.registry.server.client import ServerConfig
+
+    return ServerConfig(url=url, auth_string=pick("API_AUTH_STRING"), api_key=pick("API_KEY"), source=source)
+
+
+def current() -> Registry:
+    """The registry for this process: a Prefect server when one is configured, else the embedded store."""
+    global _cached
+    config = server_config()
+    env = os.environ
+    key = (_api_override, env.get("FLOWDECK_API_URL"), env.get("PREFECT_API_URL"),
+           env.get("FLOWDECK_API_AUTH_STRING"), env.get("PREFECT_API_AUTH_STRING"),
+           env.get("FLOWDECK_API_KEY"), env.get("PREFECT_API_KEY"), env.get("FLOWDECK_HOME"))
+    if _cached is not None and _cached[0] == key:
+        return _cached[1]
+    registry: Registry
+    if config is None:
+        from flowdeck.registry.embedded import EmbeddedRegistry
+
+        registry = EmbeddedRegistry()
+    else:
+        from flowdeck.registry.server.client import ServerConfig
+        from flowdeck.registry.server.registry import ServerRegistry
+
+        assert isinstance(config, ServerConfig)
+        registry = ServerRegistry(config)
+    _cached = (key, registry)
+    return registry

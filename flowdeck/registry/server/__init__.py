@@ -1,0 +1,1 @@
+"""A Prefect server (or Prefect Cloud) as flowdeck's registry: the HTTP client and the registry over it."""

@@ -1,0 +1,289 @@
+"""A small hand-written HTTP client for a Prefect server's REST API (or Prefect Cloud's).
+
+Why not ``prefect-client``: it is heavy (70 packages, seconds to import) and installs the same top-level
+``prefect`` package as ``prefect``, colliding with a user's own Prefect. This client does what Prefect's
+own does and nothing more:
+
+* Base URL from ``PREFECT_API_URL`` (see :mod:`flowdeck.registry.choose`); authentication by
+  ``PREFECT_API_AUTH_STRING`` (HTTP Basic, a self-hosted server, wins) or ``PREFECT_API_KEY``
+  (``Authorization: Bearer``, Prefect Cloud).
+* Sends only the fields the caller sets: the server forbids unknown fields, and older servers reject
+  newer ones.
+* Retries 429, 502 and 503 (and dropped connections) with exponential backoff, honouring
+  ``Retry-After``.
+* Fetches a CSRF token when the server asks for one (``PREFECT_SERVER_CSRF_PROTECTION_ENABLED``).
+* Refuses a server whose major version it does not speak (:meth:`PrefectClient.check_version`).
+* Turns 401, 403, 404, 409 and 422 into :class:`~flowdeck.errors.RegistryError` with what failed, which
+  field and what to do. Messages never hold a credential: the URL is printed without its user-info and
+  every credential is registered for redaction.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from flowdeck.errors import RegistryError, RegistryNotFound
+from flowdeck.redact import redact, register_secret
+
+__all__ = ["SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
+
+#: The server major version this client speaks (Prefect 3).
+SUPPORTED_MAJOR = 3
+_RETRY_STATUS = frozenset({429, 502, 503})
+
+
+def safe_url(url: str) -> str:
+    """``url`` without user-info (``https://user:pass@host`` -> ``https://host``), for messages."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(invalid URL)"
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where the server is and how to authenticate; ``source`` says which setting chose it (for messages)."""
+
+    url: str
+    auth_string: str | None = None
+    api_key: str | None = None
+    source: str = "PREFECT_API_URL"
+
+    def headers(self) -> dict[str, str]:
+        """The authentication header (Basic wins over Bearer, as in Prefect's client)."""
+        if self.auth_string:
+            token = base64.b64encode(self.auth_string.encode()).decode()
+            return {"Authorization": f"Basic {token}"}
+        if self.api_key:
+            return {"Authorization": f"Bearer {self.api_key}"}
+        return {}
+
+    def register_secrets(self) -> None:
+        """Mask every credential in all output from now on."""
+        for value in (self.auth_string, self.api_key):
+            if value:
+                register_secret(value)
+                register_secret(base64.b64encode(value.encode()).decode())
+                if ":" in value:
+                    register_secret(value.split(":", 1)[1])
+        parts = urlsplit(self.url)
+        if parts.password:
+            register_secret(parts.password)
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict):
+        return body.get("detail") or body.get("exception_message") or body
+    return body
+
+
+def _explain_422(detail: Any) -> str:
+    """``field a.b: what is wrong`` for each problem pydantic reported."""
+    if not isinstance(detail, list):
+        return str(detail)
+    problems = []
+    for item in detail[:5]:
+        if not isinstance(item, dict):
+            continue
+        loc = [str(p) for p in item.get("loc") or [] if p != "body"]
+        where = ".".join(loc) or "request"
+        problems.append(f"{where}: {item.get('msg', 'invalid')}")
+    return "; ".join(problems) or str(detail)
+
+
+class PrefectClient:
+    """A synchronous client for one Prefect API base URL; counts the requests it sends."""
+
+    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int = 5,
+                 backoff: float = 0.25) -> None:
+        config.register_secrets()
+        self.config = config
+        self.retries = retries
+        self.backoff = backoff
+        self.requests = 0
+        #: The HTTP status of the last answer (201 vs 200 tells a new object from an existing one).
+        self.last_status = 0
+        self._csrf: dict[str, str] = {}
+        self._version_checked = False
+        base = config.url.rstrip("/") + "/"
+        self._http = httpx.Client(base_url=base, headers={"Accept": "application/json", **config.headers()},
+                                  timeout=timeout, trust_env=False)
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> PrefectClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def where(self) -> str:
+        """The server's URL without credentials."""
+        return safe_url(self.config.url)
+
+    def _send(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> httpx.Response:
+        attempt = 0
+        csrf_fetched = False
+        while True:
+            headers = dict(self._csrf) if method != "GET" else {}
+            try:
+                self.requests += 1
+                response = self._http.request(method, path.lstrip("/"), json=body, params=params, headers=headers)
+            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
+                    httpx.TimeoutException) as exc:
+                # A refused connection never reached the server: safe to retry any method. Other
+                # failures may have been applied, so only idempotent methods are retried.
+                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if attempt < self.retries and (never_sent or method in {"GET", "DELETE"}):
+                    attempt += 1
+                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    continue
+                raise RegistryError(
+                    f"cannot reach the Prefect server at {self.where}: {redact(str(exc)) or type(exc).__name__}",
+                    hint=f"check {self.config.source} and that the server is running "
+                         "(`prefect server start`)") from None
+            if response.status_code in _RETRY_STATUS and attempt < self.retries:
+                attempt += 1
+                delay = self.backoff * 2 ** (attempt - 1)
+                retry_after = response.headers.get("Retry-After", "")
+                if retry_after.replace(".", "", 1).isdigit():
+                    delay = min(float(retry_after), 30.0)
+                time.sleep(delay)
+                continue
+            if (response.status_code == 403 and not csrf_fetched and method != "GET"
+                    and "csrf" in response.text.lower()):
+                csrf_fetched = True
+                self._fetch_csrf()
+                continue
+            return response
+
+    def _fetch_csrf(self) -> None:
+        client_id = str(uuid.uuid4())
+        response = self._http.get("csrf-token", params={"client": client_id})
+        self.requests += 1
+        if response.status_code != 200:
+            raise RegistryError(f"the Prefect server at {self.where} requires a CSRF token but did not give one "
+                                f"(HTTP {response.status_code})", hint="check the server's CSRF settings")
+        token = response.json().get("token")
+        self._csrf = {"Prefect-Csrf-Token": str(token), "Prefect-Csrf-Client": client_id}
+
+    def request(self, method: str, path: str, body: Any = None, *, params: Mapping[str, Any] | None = None,
+                what: str = "", hint: str | None = None) -> Any:
+        """Send one request; return the decoded JSON body (``None`` for an empty one).
+
+        ``what`` names the object for error messages ("deployment 'etl/nightly'"); ``hint`` replaces the
+        default advice for a 404 or 422.
+        """
+        if not self._version_checked and path not in ("admin/version", "/admin/version"):
+            self.check_version()
+        response = self._send(method, path, body, params)
+        status = self.last_status = response.status_code
+        if status < 400:
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                return response.text
+        subject = what or f"{method} {path}"
+        detail = _detail(response)
+        if status == 401:
+            raise RegistryError(
+                f"the Prefect server at {self.where} refused the credentials (HTTP 401)",
+                hint="set PREFECT_API_AUTH_STRING=user:password (a self-hosted server) or PREFECT_API_KEY "
+                     "(Prefect Cloud) to a valid credential")
+        if status == 403:
+            raise RegistryError(f"the Prefect server at {self.where} forbids {subject} (HTTP 403): "
+                                f"{redact(str(detail))}", hint=hint or "check the API key's permissions")
+        if status == 404:
+            raise RegistryNotFound(f"{subject} not found on the Prefect server at {self.where}",
+                                   hint=hint or "check the name")
+        if status == 409:
+            raise RegistryError(f"{subject}: the Prefect server at {self.where} refused it (HTTP 409): "
+                                f"{redact(str(detail))}", hint=hint)
+        if status == 422:
+            raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected "
+                                f"{redact(_explain_422(detail))}",
+                                hint=hint or "an older server may not know this field; upgrade the server "
+                                             "or remove the field")
+        raise RegistryError(f"{subject}: the Prefect server at {self.where} answered HTTP {status}: "
+                            f"{redact(str(detail))[:300]}", hint="retry; check the server's log")
+
+    def get(self, path: str, *, params: Mapping[str, Any] | None = None, what: str = "",
+            hint: str | None = None) -> Any:
+        """``GET path``."""
+        return self.request("GET", path, params=params, what=what, hint=hint)
+
+    def post(self, path: str, body: Any = None, *, what: str = "", hint: str | None = None) -> Any:
+        """``POST path`` with a JSON body."""
+        return self.request("POST", path, body if body is not None else {}, what=what, hint=hint)
+
+    def patch(self, path: str, body: Any, *, what: str = "", hint: str | None = None) -> Any:
+        """``PATCH path`` with a JSON body."""
+        return self.request("PATCH", path, body, what=what, hint=hint)
+
+    def delete(self, path: str, *, what: str = "", hint: str | None = None) -> Any:
+        """``DELETE path``."""
+        return self.request("DELETE", path, what=what, hint=hint)
+
+    def get_or_none(self, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
+        """``GET path``, or ``None`` when the server answers 404."""
+        try:
+            return self.get(path, params=params)
+        except RegistryNotFound:
+            return None
+
+    # ------------------------------------------------------------------------------------------- version
+
+    def check_version(self) -> str:
+        """The server's version; a major version other than :data:`SUPPORTED_MAJOR` is refused."""
+        self._version_checked = True
+        if urlsplit(self.config.url).hostname == "api.prefect.cloud":
+            # Prefect Cloud has no /admin/version; Prefect's own client skips the check there too.
+            return "cloud"
+        response = self._send("GET", "admin/version", None, None)
+        if response.status_code == 401:
+            raise RegistryError(
+                f"the Prefect server at {self.where} refused the credentials (HTTP 401)",
+                hint="set PREFECT_API_AUTH_STRING=user:password (a self-hosted server) or PREFECT_API_KEY "
+                     "(Prefect Cloud) to a valid credential")
+        if response.status_code == 404:
+            raise RegistryError(f"{self.where} does not look like a Prefect API (no /admin/version)",
+                                hint=f"{self.config.source} should end in /api, e.g. http://127.0.0.1:4200/api")
+        if response.status_code >= 400:
+            raise RegistryError(f"the Prefect server at {self.where} answered HTTP {response.status_code} "
+                                "to /admin/version", hint="check the server's log")
+        try:
+            version = str(response.json())
+        except (ValueError, json.JSONDecodeError):
+            version = response.text.strip().strip('"')
+        major = version.split(".", 1)[0]
+        if not major.isdigit() or int(major) != SUPPORTED_MAJOR:
+            raise RegistryError(
+                f"the Prefect server at {self.where} runs version {version}; flowdeck speaks Prefect "
+                f"{SUPPORTED_MAJOR}.x servers only",
+                hint=f"use a Prefect {SUPPORTED_MAJOR} server, or unset {self.config.source} to use flowdeck's "
+                     "own store")
+        return version

@@ -1,0 +1,529 @@
+"""A Prefect server (or Prefect Cloud) as flowdeck's registry.
+
+Deployments are the server's own: ``flowdeck deploy`` upserts the flow and creates or patches the deployment
+as ``prefect deploy`` does, so Prefect's scheduler, UI and workers see them. Prefect OSS keeps no version
+history, so every version flowdeck records is an **artifact** on the server, keyed per deployment
+(:func:`~flowdeck.registry.server.payload.history_key`); the latest artifact of a second key
+(:func:`~flowdeck.registry.server.payload.live_key`) points at the live one. Revisions are numbered by
+creation order, so concurrent deploys never lose or share a number. Records hold no secret.
+
+Runs are flow runs on the server (created ``RUNNING`` so no worker takes them too), blocks are block
+documents and variables are variables.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
+from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
+from flowdeck.errors import HistoryError, RegistryError, RegistryNotFound, StoreError
+from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
+from flowdeck.redact import redact, register_secret
+from flowdeck.registry.server.client import PrefectClient, ServerConfig
+from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
+from flowdeck.suggest import did_you_mean
+from flowdeck.variables import Variable, _check_name
+
+__all__ = ["ServerRegistry"]
+
+_ARTIFACT_TYPE = "flowdeck-version"
+_STATUS = {"RUNNING": "running", "COMPLETED": "completed", "FAILED": "failed", "CRASHED": "failed",
+           "CANCELLED": "cancelled", "CANCELLING": "cancelled", "PENDING": "running", "SCHEDULED": "scheduled",
+           "PAUSED": "paused"}
+_STATE = {"completed": "COMPLETED", "failed": "FAILED", "cancelled": "CANCELLED", "running": "RUNNING"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _split(name: str) -> tuple[str, str]:
+    flow, _, dep = name.partition("/")
+    return flow, dep
+
+
+def _concurrency(dep: Mapping[str, Any]) -> Any:
+    """A deployment's concurrency limit: the server keeps it as a global limit of its own."""
+    limit = (dep.get("global_concurrency_limit") or {}).get("limit")
+    return limit if limit is not None else dep.get("concurrency_limit")
+
+
+class ServerRegistry:
+    """:class:`~flowdeck.registry.base.Registry` over a Prefect server's REST API."""
+
+    def __init__(self, config: ServerConfig, client: PrefectClient | None = None) -> None:
+        self.client = client or PrefectClient(config)
+        self.description = f"the Prefect server at {self.client.where}"
+        self._checked_pools: set[str] = set()
+
+    # ------------------------------------------------------------------------------------- reading
+
+    def _deployment(self, name: str) -> dict[str, Any] | None:
+        flow, dep = _split(name)
+        result = self.client.get_or_none(f"deployments/name/{flow}/{dep}")
+        return result if isinstance(result, dict) else None
+
+    def _versions_raw(self, name: str) -> list[dict[str, Any]]:
+        """Every version artifact of ``name``, oldest first."""
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.client.post("artifacts/filter", {
+                "artifacts": {"key": {"any_": [history_key(name)]}}, "sort": "CREATED_DESC",
+                "limit": 200, "offset": offset}, what=f"the version history of '{name}'")
+            found.extend(page)
+            if len(page) < 200:
+                break
+            offset += 200
+        found.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))
+        return found
+
+    def _live_pointer(self, name: str) -> dict[str, Any] | None:
+        art = self.client.get_or_none(f"artifacts/{live_key(name)}/latest")
+        data = art.get("data") if isinstance(art, dict) else None
+        return data if isinstance(data, dict) and data.get("artifact_id") else None
+
+    @staticmethod
+    def _version_row(name: str, revision: int, art: Mapping[str, Any], live_id: str | None) -> VersionRow:
+        data = art.get("data") or {}
+        return VersionRow(name, revision, str(data.get("label", "")), str(data.get("content_hash", "")),
+                          dict(data.get("record") or {}), dict(data.get("version_info") or {}),
+                          str(art.get("created") or ""), art.get("id") == live_id)
+
+    def _row(self, name: str, dep: Mapping[str, Any] | None, versions: list[dict[str, Any]],
+             pointer: Mapping[str, Any] | None) -> DeploymentRow:
+        flow, short = _split(name)
+        live_id = pointer.get("artifact_id") if pointer else None
+        live_rev = next((i + 1 for i, a in enumerate(versions) if a.get("id") == live_id), None)
+        dep = dep or {}
+        schedules = [s.get("schedule") for s in dep.get("schedules") or []]
+        return DeploymentRow(name, flow, short, live_rev, schedules, bool(dep.get("paused", False)),
+                             _concurrency(dep), len(versions) or None, str(dep.get("updated") or ""))
+
+    def list_deployments(self) -> list[DeploymentRow]:
+        """Every deployment on the server (with flowdeck's revision numbers where it has them)."""
+        deps = self.client.post("deployments/filter", {"limit": 200, "sort": "NAME_ASC"}, what="the deployments")
+        flow_ids = sorted({d["flow_id"] for d in deps})
+        flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}}) if flow_ids else []
+        flow_names = {f["id"]: f["name"] for f in flows}
+        rows = []
+        for dep in deps:
+            name = f"{flow_names.get(dep['flow_id'], '?')}/{dep['name']}"
+            rows.append(self._row(name, dep, self._versions_raw(name), self._live_pointer(name)))
+        return sorted(rows, key=lambda r: r.name)
+
+    def find_deployment(self, name: str) -> DeploymentRow:
+        """A deployment by ``flow/name`` or by a name that only one flow uses."""
+        if "/" not in name:
+            deps = self.client.post("deployments/filter", {"deployments": {"name": {"any_": [name]}}})
+            if len(deps) > 1:
+                flows = self.client.post("flows/filter", {"flows": {"id": {"any_": [d["flow_id"] for d in deps]}}})
+                names = sorted(f"{f['name']}/{name}" for f in flows)
+                raise HistoryError(f"'{name}' is ambiguous", hint=f"use one of: {', '.join(names)}")
+            if len(deps) == 1:
+                flow = self.client.get(f"flows/{deps[0]['flow_id']}")
+                name = f"{flow['name']}/{name}"
+        dep = self._deployment(name) if "/" in name else None
+        versions = self._versions_raw(name) if "/" in name else []
+        if dep is None and not versions:
+            known = [r.name for r in self.list_deployments()]
+            raise HistoryError(f"no deployment named '{name}' on {self.description}",
+                               hint=did_you_mean(name, known) or "deploy it first with `flowdeck deploy`")
+        return self._row(name, dep, versions, self._live_pointer(name))
+
+    def list_versions(self, name: str) -> list[VersionRow]:
+        """Every version flowdeck recorded on the server for ``name``, oldest first."""
+        row = self.find_deployment(name)
+        versions = self._versions_raw(row.name)
+        pointer = self._live_pointer(row.name)
+        live_id = pointer.get("artifact_id") if pointer else None
+        return [self._version_row(row.name, i + 1, a, live_id) for i, a in enumerate(versions)]
+
+    def get_version(self, name: str, version: str | None = None) -> VersionRow:
+        """The live version, or one by revision number or label."""
+        versions = self.list_versions(name)
+        full = versions[0].deployment if versions else name
+        if version is None:
+            live = [v for v in versions if v.live]
+            if not live:
+                raise HistoryError(f"deployment '{full}' has no live version recorded by flowdeck on "
+                                   f"{self.description}",
+                                   hint=f"deploy it with `flowdeck deploy`, or promote one with "
+                                        f"`flowdeck deployment promote {full} --to REVISION`")
+            return live[0]
+        if version.isdigit():
+            for v in versions:
+                if v.revision == int(version):
+                    return v
+        labelled = [v for v in versions if v.label == version]
+        if labelled:
+            return labelled[-1]
+        known = ", ".join(f"{v.revision} ({v.label})" for v in versions) or "(none)"
+        raise HistoryError(f"deployment '{full}' has no version '{version}'", hint=f"its versions are: {known}")
+
+    # ------------------------------------------------------------------------------------- writing
+
+    def _check_pool(self, pool: str, create: bool) -> None:
+        if pool in self._checked_pools:
+            return
+        if self.client.get_or_none(f"work_pools/{pool}") is None:
+            if not create:
+                raise RegistryError(
+                    f"work pool '{pool}' does not exist on {self.description}",
+                    hint=f"create it with `prefect work-pool create {pool} --type process`, or deploy with "
+                         "`--create-pool`")
+            self.client.post("work_pools/", {"name": pool, "type": "process"}, what=f"work pool '{pool}'")
+        self._checked_pools.add(pool)
+
+    def _post_version(self, item: PendingVersion) -> dict[str, Any]:
+        info = dict(item.version_info)
+        info.setdefault("deployed_by", deployed_by())
+        data = {"flowdeck": 1, "deployment": item.name, "label": item.label, "content_hash": item.content_hash,
+                "record": item.record, "version_info": info, "deployed_at": _now()}
+        commit = str(info.get("commit_sha") or "")[:12]
+        description = (f"flowdeck version **{item.label}** of `{item.name}`, deployed by {info['deployed_by']}"
+                       + (f" from commit `{commit}`" if commit else ""))
+        art = self.client.post("artifacts/", {
+            "key": history_key(item.name), "type": _ARTIFACT_TYPE, "data": data, "description": description,
+            "metadata_": {"label": item.label, "content_hash": item.content_hash, "commit": commit}},
+            what=f"a version record of '{item.name}'")
+        return dict(art)
+
+    def _revision_of(self, name: str, artifact_id: str) -> int:
+        versions = self._versions_raw(name)
+        return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), len(versions))
+
+    def _apply(self, name: str, record: Mapping[str, Any], body: dict[str, Any], existing: Mapping[str, Any] | None,
+               artifact_id: str, label: str, content_hash: str, revision: int) -> None:
+        """Make one version live: write the deployment, then move the live pointer to it."""
+        flow, dep = _split(name)
+        what = f"deployment '{name}'"
+        if existing is None:
+            flow_obj = self.client.post("flows/", {"name": flow}, what=f"flow '{flow}'")
+            self.client.post("deployments/", {"name": dep, "flow_id": flow_obj["id"], **body}, what=what)
+        else:
+            self.client.patch(f"deployments/{existing['id']}", body, what=what)
+        self.client.post("artifacts/", {
+            "key": live_key(name), "type": _ARTIFACT_TYPE + "-live",
+            "data": {"artifact_id": artifact_id, "label": label, "content_hash": content_hash, "revision": revision},
+            "description": f"flowdeck: revision {revision} ({label}) of `{name}` is live"},
+            what=f"the live pointer of '{name}'")
+
+    def record_versions(self, pending: Sequence[PendingVersion]) -> list[RecordOutcome]:
+        """Record versions on the server; if a write fails midway, restore what was live before."""
+        # Read first: what is live, which pools exist. Nothing is written if any of this fails.
+        states: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
+        outcomes: dict[str, RecordOutcome] = {}
+        for item in pending:
+            pool = (item.record.get("work_pool") or {}).get("name")
+            if pool and item.promote:
+                self._check_pool(str(pool), item.create_pool)
+            existing = self._deployment(item.name)
+            pointer = self._live_pointer(item.name)
+            if not item.force:
+                same = bool(pointer and pointer.get("content_hash") == item.content_hash)
+                if item.promote and existing is not None and pointer and same:
+                    outcomes[item.name] = RecordOutcome(item.name, "unchanged", int(pointer.get("revision") or 0),
+                                                        str(pointer.get("label")), True)
+                    continue
+                if not item.promote:
+                    versions = self._versions_raw(item.name)
+                    last = versions[-1] if versions else None
+                    if last and (last.get("data") or {}).get("content_hash") == item.content_hash:
+                        live = bool(pointer and pointer.get("artifact_id") == last.get("id"))
+                        outcomes[item.name] = RecordOutcome(item.name, "unchanged", len(versions),
+                                                            str(last["data"].get("label")), live)
+                        continue
+            states.append((item, existing, pointer))
+        # Record every version (not live yet); on failure remove what this call recorded.
+        posted: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]] = []
+        try:
+            for item, existing, pointer in states:
+                posted.append((item, existing, pointer, self._post_version(item)))
+        except RegistryError:
+            self._forget(posted)
+            raise
+        # Make them live, restoring the previous live versions if a write fails.
+        done: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
+        try:
+            for item, existing, pointer, art in posted:
+                revision = self._revision_of(item.name, art["id"])
+                if item.promote:
+                    self._apply(item.name, item.record, deployment_body(item, item.record, item.label), existing,
+                                art["id"], item.label, item.content_hash, revision)
+                    done.append((item, existing, pointer))
+                status = "created" if existing is None and pointer is None else "updated"
+                outcomes[item.name] = RecordOutcome(item.name, status, revision, item.label, item.promote)
+        except RegistryError:
+            self._restore(done)
+            raise
+        return [outcomes[item.name] for item in pending if item.name in outcomes]
+
+    def _forget(self, posted: Sequence[tuple[Any, Any, Any, dict[str, Any]]]) -> None:
+        for *_, art in posted:
+            try:
+                self.client.delete(f"artifacts/{art['id']}")
+            except RegistryError:
+                pass
+
+    def _restore(self, done: Sequence[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]]) -> None:
+        """Best effort: put back what was live before this deploy (the server may be gone)."""
+        for item, existing, pointer in reversed(done):
+            try:
+                if existing is None:
+                    now = self._deployment(item.name)
+                    if now is not None:
+                        self.client.delete(f"deployments/{now['id']}")
+                    continue
+                if pointer:
+                    self._make_live(item.name, str(pointer["artifact_id"]), existing)
+            except RegistryError:
+                continue
+
+    def _make_live(self, name: str, artifact_id: str, existing: Mapping[str, Any] | None) -> VersionRow:
+        versions = self._versions_raw(name)
+        for index, art in enumerate(versions):
+            if art.get("id") == artifact_id:
+                data = art.get("data") or {}
+                record = dict(data.get("record") or {})
+                label = str(data.get("label", ""))
+                current = existing if existing is not None else self._deployment(name)
+                pending = PendingVersion(
+                    name=name, flow_name=_split(name)[0], deployment_name=_split(name)[1], label=label,
+                    content_hash=str(data.get("content_hash", "")), record=record,
+                    version_info=dict(data.get("version_info") or {}),
+                    # Schedules, paused and the concurrency limit belong to the deployment: keep today's.
+                    schedules=[dict(s.get("schedule") or {}, active=s.get("active", True), slug=s.get("slug"))
+                               for s in (current or {}).get("schedules") or []],
+                    paused=bool((current or {}).get("paused", False)),
+                    concurrency_limit=_concurrency(current or {}))
+                self._apply(name, record, deployment_body(pending, record, label), current, artifact_id, label,
+                            pending.content_hash, index + 1)
+                return self._version_row(name, index + 1, art, artifact_id)
+        raise HistoryError(f"deployment '{name}' has no version {artifact_id}")
+
+    def set_live(self, name: str, version: str | None, *, previous: bool = False) -> VersionRow:
+        """Make a recorded version live by updating the deployment on the server."""
+        versions = self.list_versions(name)
+        full = versions[0].deployment if versions else self.find_deployment(name).name
+        live = next((v for v in versions if v.live), None)
+        if previous and version is None:
+            older = [v for v in versions if live is None or v.revision < live.revision]
+            if not older:
+                raise HistoryError(f"deployment '{full}' has no version before the live one "
+                                   f"({live.revision if live else '-'})", hint="see `flowdeck deployment history`")
+            target = older[-1]
+        else:
+            target = self.get_version(full, version)
+        raw = self._versions_raw(full)[target.revision - 1]
+        return self._make_live(full, str(raw["id"]), None)
+
+    def delete_deployment(self, name: str) -> DeploymentRow:
+        """Remove the deployment from the server, with flowdeck's version records."""
+        row = self.find_deployment(name)
+        dep = self._deployment(row.name)
+        if dep is not None:
+            self.client.delete(f"deployments/{dep['id']}", what=f"deployment '{row.name}'")
+        for key in (history_key(row.name), live_key(row.name)):
+            for art in self.client.post("artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "limit": 200}):
+                self.client.delete(f"artifacts/{art['id']}")
+        return row
+
+    # ---------------------------------------------------------------------------------------- runs
+
+    def _run_row(self, run: Mapping[str, Any], deployment: str | None = None) -> RunRow:
+        state = run.get("state") or {}
+        labels = run.get("labels") or {}
+        status = _STATUS.get(str(run.get("state_type") or state.get("type")), "running")
+        result = None
+        message = state.get("message")
+        if status == "completed" and message and message.startswith("result: "):
+            try:
+                result = json.loads(message[len("result: "):])
+            except ValueError:
+                result = message
+        return RunRow(str(run["id"]), deployment or str(labels.get("flowdeck.deployment", "")),
+                      int(labels.get("flowdeck.revision") or 0), run.get("name"), run.get("idempotency_key"),
+                      status, dict(run.get("parameters") or {}), result,
+                      message if status == "failed" else None, None,
+                      str(run.get("start_time") or run.get("created") or ""), run.get("end_time"))
+
+    def start_run(self, deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
+                  idempotency_key: str | None) -> tuple[RunRow, bool]:
+        """Create a flow run of the deployment on the server, already RUNNING (no worker takes it)."""
+        dep = self._deployment(deployment)
+        if dep is None:
+            raise HistoryError(f"deployment '{deployment}' is not on {self.description}",
+                               hint="deploy it with `flowdeck deploy`")
+        label = next((v.label for v in self.list_versions(deployment) if v.revision == revision), "")
+        body: dict[str, Any] = {"parameters": parameters, "state": {"type": "RUNNING", "name": "Running"},
+                                "labels": {"flowdeck.deployment": deployment, "flowdeck.revision": str(revision),
+                                           "flowdeck.version": label}}
+        if run_name:
+            body["name"] = run_name
+        if idempotency_key:
+            body["idempotency_key"] = idempotency_key
+        run = self.client.post(f"deployments/{dep['id']}/create_flow_run", body,
+                               what=f"a run of deployment '{deployment}'",
+                               hint="check the parameters against the flow's signature")
+        # 201: a new run; 200: the idempotency key was used before and this is that run.
+        fresh = self.client.last_status == 201
+        row = self._run_row(run, deployment)
+        if fresh:
+            self._log(str(run["id"]), 20, f"flowdeck: running revision {revision} ({label}) of {deployment}")
+        return row, fresh
+
+    def _log(self, run_id: str, level: int, message: str) -> None:
+        self.client.post("logs/", [{"name": "flowdeck", "level": level, "message": redact(message),
+                                    "timestamp": _now(), "flow_run_id": run_id}])
+
+    def finish_run(self, run_id: int | str, status: str, *, result: Any = None, error: str | None = None,
+                   directory: str | None = None) -> RunRow:
+        """Report the final state (and the error, as a log) of a run on the server."""
+        run_id = str(run_id)
+        if error:
+            self._log(run_id, 40, error)
+        message = error if status != "completed" else "result: " + json.dumps(result, default=str)[:2000]
+        self.client.post(f"flow_runs/{run_id}/set_state",
+                         {"state": {"type": _STATE.get(status, "FAILED"), "message": redact(message or "")},
+                          "force": True}, what=f"the state of flow run {run_id}")
+        run = self.client.get(f"flow_runs/{run_id}")
+        row = self._run_row(run)
+        return RunRow(row.id, row.deployment, row.revision, row.run_name, row.idempotency_key, row.status,
+                      row.parameters, row.result, row.error, directory, row.started_at, row.ended_at)
+
+    def list_runs(self, deployment: str | None = None, limit: int = 50) -> list[RunRow]:
+        """The most recent flow runs (of one deployment), newest first."""
+        body: dict[str, Any] = {"limit": limit, "sort": "ID_DESC"}
+        name = None
+        if deployment:
+            name = self.find_deployment(deployment).name
+            dep = self._deployment(name)
+            if dep is None:
+                return []
+            body["deployments"] = {"id": {"any_": [dep["id"]]}}
+        runs = self.client.post("flow_runs/filter", body, what="flow runs")
+        return [self._run_row(r, name) for r in runs]
+
+    # -------------------------------------------------------------------------------------- blocks
+
+    def _register(self, type_slug: str, doc: Mapping[str, Any]) -> dict[str, Any]:
+        data = dict(doc.get("data") or {})
+        register_block_secrets(BLOCK_TYPES.get(type_slug), data)
+        fields = ((doc.get("block_schema") or {}).get("fields") or {})
+        for path in fields.get("secret_fields") or []:
+            value: Any = data
+            for part in str(path).split("."):
+                value = value.get(part) if isinstance(value, Mapping) else None
+            if isinstance(value, str | int | float):
+                register_secret(value)
+            elif isinstance(value, Mapping):
+                register_block_secrets(None, value)
+        return data
+
+    def find_block(self, type_slug: str, name: str, *,
+                   environ: Mapping[str, str] | None = None) -> BlockRecord | None:
+        """``FLOWDECK_BLOCK__*`` first, then the server's block document with its secrets."""
+        env = os.environ if environ is None else environ
+        record = _from_env(type_slug, name, env)
+        if record is not None:
+            return record
+        doc = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}",
+                                      params={"include_secrets": "true"})
+        if not isinstance(doc, dict):
+            return None
+        return BlockRecord(type_slug, name, self._register(type_slug, doc), "server", doc.get("updated"))
+
+    def save_block(self, type_slug: str, name: str, data: Mapping[str, Any], *,
+                   overwrite: bool = False) -> BlockRecord:
+        """Create (or replace) a block document with the server's latest schema of its type."""
+        register_block_secrets(BLOCK_TYPES.get(type_slug), data)
+        check_block_name(name)
+        known = BLOCK_TYPES.get(type_slug)
+        clean = validate_block(known, data) if known is not None else dict(data)
+        block_type = self.client.get(f"block_types/slug/{type_slug}", what=f"block type '{type_slug}'",
+                                     hint="`prefect block type ls` lists the types the server knows")
+        schemas = self.client.post("block_schemas/filter", {
+            "block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}, "limit": 1})
+        if not schemas:
+            raise RegistryError(f"the server has no schema for block type '{type_slug}'",
+                                hint="register the type with `prefect block register`")
+        existing = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}")
+        what = f"block {type_slug}/{name}"
+        if isinstance(existing, dict):
+            if not overwrite:
+                raise StoreError(f"block {type_slug}/{name} already exists on {self.description}",
+                                 hint="add --overwrite to replace it")
+            self.client.patch(f"block_documents/{existing['id']}",
+                              {"data": clean, "merge_existing_data": False, "block_schema_id": schemas[0]["id"]},
+                              what=what)
+        else:
+            self.client.post("block_documents/", {"name": name, "data": clean, "block_schema_id": schemas[0]["id"],
+                                                  "block_type_id": block_type["id"]}, what=what)
+        return BlockRecord(type_slug, name, clean, "server")
+
+    def list_blocks(self, type_slug: str | None = None, *,
+                    environ: Mapping[str, str] | None = None) -> list[BlockRecord]:
+        """The server's named block documents (secrets masked by the server), and the environment's."""
+        env = os.environ if environ is None else environ
+        body: dict[str, Any] = {"block_documents": {"is_anonymous": {"eq_": False}}, "limit": 200}
+        if type_slug:
+            body["block_types"] = {"slug": {"any_": [type_slug]}}
+        docs = self.client.post("block_documents/filter", body, what="block documents")
+        records = {}
+        for doc in docs:
+            slug = (doc.get("block_type") or {}).get("slug", "?")
+            records[(slug, doc["name"])] = BlockRecord(slug, doc["name"], dict(doc.get("data") or {}), "server",
+                                                       doc.get("updated"))
+        for slug, name in _env_blocks(env):
+            if type_slug is None or slug == type_slug:
+                record = _from_env(slug, name, env)
+                if record is not None:
+                    records[(slug, name)] = record
+        return sorted(records.values(), key=lambda r: (r.type_slug, r.name))
+
+    def delete_block(self, type_slug: str, name: str) -> None:
+        """Remove a block document from the server."""
+        doc = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}")
+        if not isinstance(doc, dict):
+            raise StoreError(f"no block {type_slug}/{name} on {self.description}",
+                             hint="`flowdeck block ls` lists the blocks")
+        self.client.delete(f"block_documents/{doc['id']}", what=f"block {type_slug}/{name}")
+
+    # ----------------------------------------------------------------------------------- variables
+
+    def set_variable(self, name: str, value: Any) -> Variable:
+        """Create or replace a variable on the server."""
+        _check_name(name)
+        what = f"variable '{name}'"
+        if self.client.get_or_none(f"variables/name/{name}") is None:
+            self.client.post("variables/", {"name": name, "value": copy.deepcopy(value)}, what=what,
+                             hint="a variable's value must be JSON under 5,000 characters")
+        else:
+            self.client.patch(f"variables/name/{name}", {"value": copy.deepcopy(value)}, what=what,
+                              hint="a variable's value must be JSON under 5,000 characters")
+        return Variable(name, value)
+
+    def get_variable(self, name: str) -> Variable | None:
+        """A variable from the server, or None."""
+        var = self.client.get_or_none(f"variables/name/{name}")
+        return Variable(name, var.get("value"), var.get("updated")) if isinstance(var, dict) else None
+
+    def list_variables(self) -> list[Variable]:
+        """Every variable on the server."""
+        found = self.client.post("variables/filter", {"limit": 200, "sort": "NAME_ASC"}, what="variables")
+        return [Variable(v["name"], v.get("value"), v.get("updated")) for v in found]
+
+    def delete_variable(self, name: str) -> None:
+        """Remove a variable from the server."""
+        try:
+            self.client.delete(f"variables/name/{name}", what=f"variable '{name}'")
+        except RegistryNotFound:
+            raise StoreError(f"no variable {name!r} on {self.description}",
+                             hint="`flowdeck variable ls` lists the variables") from None

@@ -1,0 +1,47 @@
+"""Fixtures for the registry tests: the shared Prefect server, its environment, a small project."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_tree
+from tests.servers.prefect import PrefectServer, prefect_server  # noqa: F401
+
+FLOW = '''
+def hello(name: str = "world", times: int = 1):
+    """Say hello."""
+    return {"greeting": " ".join([f"hello {name}"] * times)}
+'''
+
+
+@pytest.fixture
+def uid() -> str:
+    """A short unique suffix: the server is shared by every test of the session."""
+    return secrets.token_hex(4)
+
+
+@pytest.fixture
+def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> PrefectServer:  # noqa: F811
+    """The shared server, configured for this test as PREFECT_API_URL + PREFECT_API_AUTH_STRING."""
+    from flowdeck.registry import choose
+
+    for key, value in prefect_server.env().items():
+        monkeypatch.setenv(key, value)
+    choose.reset()
+    yield prefect_server
+    choose.reset()
+
+
+def write_project(root: Path, flow_name: str, deployments: str, pull_dir: Path | None = None) -> Path:
+    """A project whose flow is called ``flow_name``, with the given ``deployments:`` YAML block."""
+    write_tree(root, {
+        "flows/hello.py": FLOW,
+        "prefect.yaml": (
+            "pull:\n- prefect.deployments.steps.set_working_directory:\n    directory: "
+            + str(pull_dir or root) + "\n" + "deployments:\n" + deployments
+        ),
+    })
+    return root
