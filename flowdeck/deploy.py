@@ -34,7 +34,7 @@ from flowdeck.errors import DeployError
 from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion
 from flowdeck.paths import cache_dir, home_dir
-from flowdeck.publish import publish_pull_steps, pull_steps_mode
+from flowdeck.publish import flow_runner, publish_pull_steps, pull_steps_mode, with_runner
 from flowdeck.selection import select_deployments
 from flowdeck.source import format_key_path
 from flowdeck.steps.aliases import resolve_name
@@ -71,6 +71,8 @@ class DeployOptions:
     env: Mapping[str, str] | None = None
     #: ``as-written`` or ``flowdeck`` (see :mod:`flowdeck.publish`); None: the file's ``flowdeck.pull_steps``.
     pull_steps: str | None = None
+    #: ``prefect`` or ``flowdeck`` (the pool runs ``flowdeck flow-run execute``); None: the file's ``flowdeck.runner``.
+    runner: str | None = None
     #: The pull steps will be run by Prefect's own runner (a Prefect server): check their templates for it.
     for_prefect: bool = False
     #: Deployment fields given on the command line (Prefect's ``--pool``, ``--cron`` ...); win over the file.
@@ -226,7 +228,8 @@ def _check_parameters(project: Project, index: int, flow: FlowInfo, parameters: 
 
 def _plan_one(project: Project, index: int, options: DeployOptions, cache: _StepCache | None) -> _Planned:
     raw = project.deployments()[index]
-    dep = _apply_overrides(raw, options)
+    runner = flow_runner(project.data, options.runner, project.locate)
+    dep = with_runner(_apply_overrides(raw, options), runner)
     base = ("deployments", index)
     build = project.section("build", index)
     push = project.section("push", index)

@@ -24,6 +24,7 @@ __all__ = [
     "DeployError",
     "DeprecatedNameWarning",
     "DockerError",
+    "FlowRunError",
     "FlowdeckError",
     "FlowdeckWarning",
     "GitError",
@@ -307,6 +308,10 @@ class DeprecatedNameWarning(FlowdeckWarning):
 class MissingValueWarning(FlowdeckWarning):
     """A placeholder resolved to "" because its environment variable or Prefect variable is missing."""
 
+
+
+class FlowRunError(FlowdeckError):
+    """A Prefect flow run cannot be executed (no deployment, no entrypoint, no server)."""
 
 
 class RegistryError(FlowdeckError):

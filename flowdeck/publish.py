@@ -11,6 +11,10 @@ for such a worker must be in that language; anything else is rendered here or re
 ``prefect.yaml``) publishes every built-in step under its ``flowdeck.steps.<name>`` name with
 ``requires: flowdeck[<extra>]``, so a worker with flowdeck installed runs flowdeck's pulls (and Prefect's
 install-on-demand fetches flowdeck where it is missing). ``as-written`` (the default) keeps the names.
+
+``runner: flowdeck`` (``flowdeck deploy --runner flowdeck``) goes further: the deployment's work pool runs
+``flowdeck flow-run execute`` instead of ``prefect flow-run execute`` (``job_variables.command``), so
+flowdeck runs the whole flow run (:mod:`flowdeck.flowrun`).
 """
 
 from __future__ import annotations
@@ -31,8 +35,8 @@ from flowdeck.templating.placeholders import (
     determine_placeholder_type,
 )
 
-__all__ = ["PULL_STEP_MODES", "PullStepsError", "flowdeck_requirement", "publish_pull_steps",
-           "pull_steps_mode"]
+__all__ = ["PULL_STEP_MODES", "RUNNERS", "RUNNER_COMMAND", "PullStepsError", "flow_runner", "flowdeck_requirement",
+           "publish_pull_steps", "pull_steps_mode", "with_runner"]
 
 #: ``as-written`` keeps each step's name; ``flowdeck`` publishes built-in steps as ``flowdeck.steps.*``.
 PULL_STEP_MODES = ("as-written", "flowdeck")
@@ -65,6 +69,41 @@ def pull_steps_mode(data: Mapping[str, Any], option: str | None,
         raise DeployError(f"unknown pull steps mode '{value}'", location=locate(path) if locate else None,
                           key_path=format_key_path(path), hint=f"use one of: {', '.join(PULL_STEP_MODES)}")
     return str(value)
+
+
+#: The command a work pool runs for a flow run when flowdeck runs it (``--runner flowdeck``).
+RUNNER_COMMAND = "flowdeck flow-run execute"
+RUNNERS = ("prefect", "flowdeck")
+
+
+def flow_runner(data: Mapping[str, Any], option: str | None,
+                locate: Callable[[KeyPath], Location | None] | None = None) -> str:
+    """Who runs the flow runs: ``prefect`` (the pool's command) or ``flowdeck`` (``flowdeck flow-run execute``)."""
+    if option is not None:
+        return option
+    section = data.get("flowdeck")
+    value = section.get("runner") if isinstance(section, Mapping) else None
+    if value is None:
+        return "prefect"
+    if value not in RUNNERS:
+        path = ("flowdeck", "runner")
+        raise DeployError(f"unknown runner '{value}'", location=locate(path) if locate else None,
+                          key_path=format_key_path(path), hint=f"use one of: {', '.join(RUNNERS)}")
+    return str(value)
+
+
+def with_runner(deployment: dict[str, Any], runner: str) -> dict[str, Any]:
+    """The deployment with ``work_pool.job_variables.command`` set for ``runner`` (a copy)."""
+    if runner != "flowdeck":
+        return deployment
+    deployment = copy.deepcopy(deployment)
+    pool = deployment.get("work_pool")
+    pool = dict(pool) if isinstance(pool, Mapping) else {}
+    job_variables = dict(pool.get("job_variables") or {})
+    job_variables["command"] = RUNNER_COMMAND
+    pool["job_variables"] = job_variables
+    deployment["work_pool"] = pool
+    return deployment
 
 
 def _refuse(message: str, path: KeyPath, locate: Callable[[KeyPath], Location | None] | None,

@@ -1,4 +1,6 @@
-"""A real Prefect for the worker tests: its server, and a worker-side Python where flowdeck is installed.
+"""A worker-side Python for the worker tests: Prefect and flowdeck, as in a team's worker image.
+
+The server is :func:`tests.servers.prefect.prefect_server` (shared with the registry tests).
 
 Prefect lives in a virtualenv of its own (``scripts/setup-prefect``; ``$FLOWDECK_PREFECT_VENV`` or
 ``.prefect-venv``), never in flowdeck's. The worker side is what a team's worker image holds: Prefect plus
@@ -13,23 +15,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.servers.process import ServerProcess, free_port, unavailable
+from tests.servers.prefect import PrefectServer
+from tests.servers.process import unavailable
 
-__all__ = [
-    "PREFECT_VERSION",
-    "PrefectApi",
-    "prefect_venv",
-    "start_prefect_server",
-    "worker_prefect_server",
-    "worker_python",
-]
+__all__ = ["PREFECT_VERSION", "client_env", "prefect_env", "prefect_venv", "run_python", "worker_python"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 PREFECT_VERSION = os.environ.get("FLOWDECK_PREFECT_VERSION", "3.9.1")
@@ -73,51 +66,9 @@ def prefect_env(home: Path, api_url: str | None = None) -> dict[str, str]:
     return env
 
 
-@dataclass
-class PrefectApi:
-    """A running Prefect server."""
-
-    url: str
-    home: Path
-    process: ServerProcess
-
-    def env(self, home: Path | None = None) -> dict[str, str]:
-        """The environment for a Prefect client (step runner, worker) talking to this server."""
-        return prefect_env(home or self.home, self.url)
-
-
-def start_prefect_server(workdir: Path) -> PrefectApi:
-    """``prefect server start`` on a free loopback port with a SQLite database under ``workdir``."""
-    python = prefect_venv() / "bin" / "python"
-    port = free_port()
-    home = workdir / "prefect-home"
-    home.mkdir(parents=True, exist_ok=True)
-    env = prefect_env(home)
-    env["PREFECT_SERVER_API_HOST"] = "127.0.0.1"
-    env["PREFECT_SERVER_API_PORT"] = str(port)
-    url = f"http://127.0.0.1:{port}/api"
-    server = ServerProcess(
-        "prefect-server",
-        [str(python), "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        workdir / "server.log", cwd=workdir, env=env,
-    )
-
-    def ready() -> bool:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-            return bool(response.status == 200)
-
-    server.start(ready, timeout=180)
-    return PrefectApi(url, home, server)
-
-
-@pytest.fixture(scope="session")
-def worker_prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectApi]:
-    """A Prefect server for the whole session."""
-    api = start_prefect_server(tmp_path_factory.mktemp("prefect-server"))
-    try:
-        yield api
-    finally:
-        api.process.stop()
+def client_env(server: PrefectServer, home: Path) -> dict[str, str]:
+    """The environment of a Prefect client (step runner, worker) using ``server``, with its own home."""
+    return {**prefect_env(home), **server.env()}
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,8 @@ from tests.servers.git import (  # noqa: F401
     git_tls,
     make_repo,
 )
-from tests.servers.prefect_worker import worker_prefect_server, worker_python  # noqa: F401
+from tests.servers.prefect import prefect_server  # noqa: F401
+from tests.servers.prefect_worker import worker_python  # noqa: F401
 from tests.servers.process import unavailable
 from tests.servers.s3 import S3Server, start_moto, start_seaweedfs
 

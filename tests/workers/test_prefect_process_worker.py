@@ -16,7 +16,8 @@ from typing import Any
 
 from tests.conftest import run_cli, write_tree
 from tests.servers.git import GitHttpServer, RepoBuilder
-from tests.servers.prefect_worker import PrefectApi, run_python
+from tests.servers.prefect import PrefectServer
+from tests.servers.prefect_worker import client_env, run_python
 from tests.servers.s3 import S3Server
 from tests.steps.gitutil import assert_not_in_tree, assert_nowhere, git_out
 from tests.workers.prefect_scripts import CREATE_RUN, READ_RUN, result
@@ -64,7 +65,7 @@ deployments:
 
 def test_a_prefect_process_worker_runs_flowdecks_pull_steps(
     worker_python: Path,
-    worker_prefect_server: PrefectApi,
+    prefect_server: PrefectServer,
     git_http_server: GitHttpServer,
     make_repo: MakeRepo,
     worker_s3: S3Server,
@@ -85,7 +86,7 @@ def test_a_prefect_process_worker_runs_flowdecks_pull_steps(
     workdir = tmp_path / "worker"
     workdir.mkdir()
     pool = f"fd-process-{uuid.uuid4().hex[:6]}"
-    env = worker_prefect_server.env(tmp_path / "prefect-home")
+    env = client_env(prefect_server, tmp_path / "prefect-home")
     spec = {"pool": pool, "flow_name": "hello", "name": "git-and-s3", "entrypoint": "flows/hello.py:hello",
             "pull_steps": pull_steps, "job_variables": {"working_dir": str(workdir)}}
     aws = {"aws_access_key_id": worker_s3.access_key, "aws_secret_access_key": worker_s3.secret_key,

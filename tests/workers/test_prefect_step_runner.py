@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.servers.git import GitHttpServer, RepoBuilder
-from tests.servers.prefect_worker import PrefectApi, run_python
+from tests.servers.prefect import PrefectServer
+from tests.servers.prefect_worker import client_env, run_python
 from tests.servers.s3 import S3Server
 from tests.steps.gitutil import assert_not_in_tree, assert_nowhere, git_out
 from tests.workers.prefect_scripts import RUN_STEPS, result
@@ -22,9 +23,9 @@ from tests.workers.prefect_scripts import RUN_STEPS, result
 MakeRepo = Callable[..., RepoBuilder]
 
 
-def _run(python: Path, api: PrefectApi, cwd: Path, steps: list[dict[str, Any]], **secrets: str) -> tuple[
+def _run(python: Path, server: PrefectServer, cwd: Path, steps: list[dict[str, Any]], **secrets: str) -> tuple[
         int, str, dict[str, Any] | None]:
-    env = {**api.env(cwd / ".prefect"), "FD_STEPS": json.dumps(steps)}
+    env = {**client_env(server, cwd / ".prefect"), "FD_STEPS": json.dumps(steps)}
     env.update({f"FD_{k.upper()}": v for k, v in secrets.items()})
     env["PATH"] = os.environ["PATH"]
     proc = run_python(python, RUN_STEPS, cwd=cwd, env=env)
@@ -33,7 +34,7 @@ def _run(python: Path, api: PrefectApi, cwd: Path, steps: list[dict[str, Any]], 
 
 def test_prefect_runs_flowdeck_pull_steps_with_blocks(
     worker_python: Path,
-    worker_prefect_server: PrefectApi,
+    prefect_server: PrefectServer,
     git_http_server: GitHttpServer,
     make_repo: MakeRepo,
     worker_s3: S3Server,
@@ -60,7 +61,7 @@ def test_prefect_runs_flowdeck_pull_steps_with_blocks(
     ]
     aws = {"aws_access_key_id": worker_s3.access_key, "aws_secret_access_key": worker_s3.secret_key,
            "region_name": "us-east-1"}
-    code, text, outputs = _run(worker_python, worker_prefect_server, workdir, steps, token=token,
+    code, text, outputs = _run(worker_python, prefect_server, workdir, steps, token=token,
                                aws=json.dumps(aws))
     assert code == 0, text
     assert outputs is not None
@@ -79,7 +80,7 @@ def test_prefect_runs_flowdeck_pull_steps_with_blocks(
 
 def test_a_failing_flowdeck_step_fails_prefects_runner_without_the_token(
     worker_python: Path,
-    worker_prefect_server: PrefectApi,
+    prefect_server: PrefectServer,
     git_http_server: GitHttpServer,
     make_repo: MakeRepo,
     tmp_path: Path,
@@ -89,7 +90,7 @@ def test_a_failing_flowdeck_step_fails_prefects_runner_without_the_token(
     missing = git_http_server.url(repo.name + "-missing", "github.localhost")
     steps = [{"flowdeck.steps.git_clone": {
         "repository": missing, "credentials": "{{ prefect.blocks.github-credentials.repo-token }}"}}]
-    code, text, outputs = _run(worker_python, worker_prefect_server, tmp_path, steps, token=token)
+    code, text, outputs = _run(worker_python, prefect_server, tmp_path, steps, token=token)
     assert code != 0 and outputs is None
     assert "Encountered error while running flowdeck.steps.git_clone" in text
     assert "GitCommandError" in text and f"{repo.name}-missing.git' with exit code 128" in text, text
@@ -97,7 +98,7 @@ def test_a_failing_flowdeck_step_fails_prefects_runner_without_the_token(
 
 
 def test_prefect_runs_flowdeck_steps_with_a_dict_and_async_steps(
-    worker_python: Path, worker_prefect_server: PrefectApi, tmp_path: Path
+    worker_python: Path, prefect_server: PrefectServer, tmp_path: Path
 ) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "requirements.txt").write_text("\n")
@@ -108,7 +109,7 @@ def test_prefect_runs_flowdeck_steps_with_a_dict_and_async_steps(
         {"flowdeck.steps.run_shell_script": {"id": "env", "script": "echo $GREETING-{{ directory }}",
                                              "env": {"GREETING": "hi"}, "expand_env_vars": True}},
     ]
-    code, text, outputs = _run(worker_python, worker_prefect_server, tmp_path, steps)
+    code, text, outputs = _run(worker_python, prefect_server, tmp_path, steps)
     assert code == 0, text
     assert outputs is not None
     pkg = os.path.realpath(tmp_path / "pkg")

@@ -1,0 +1,80 @@
+"""The flow itself, in a child process: import the entrypoint, call it with the run's parameters.
+
+Run as ``python -m flowdeck.flowrun.child SPEC.json`` in the directory the pull steps left, in a process
+group of its own so a cancellation stops the flow and everything it started. A Prefect ``@flow`` is called
+through its plain function (the parent owns the run's states); a coroutine function is awaited. On failure
+it writes the error and where it happened to ``SPEC.json``'s ``error_file`` and exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+__all__ = ["call_entrypoint", "main"]
+
+
+def _plain_function(obj: Any) -> Any:
+    """A Prefect flow's underlying function (Prefect need not be installed to recognise one)."""
+    fn = getattr(obj, "fn", None)
+    if fn is not None and callable(fn) and type(obj).__module__.startswith("prefect"):
+        return fn
+    return obj
+
+
+def call_entrypoint(directory: Path, entrypoint: str, parameters: dict[str, Any]) -> Any:
+    """Import ``entrypoint`` (``path/file.py:func`` or ``module:func``) from ``directory`` and call it."""
+    from flowdeck.worker import _load_flow
+
+    func = _plain_function(_load_flow(directory, entrypoint))
+    result = func(**parameters)
+    if inspect.isawaitable(result):
+        async def wait() -> Any:
+            return await result
+
+        result = asyncio.run(wait())
+    return result
+
+
+def _where(exc: BaseException, directory: Path) -> str | None:
+    """``file:line`` of the innermost frame in the project's own code."""
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = Path(frame.filename)
+        if path.is_absolute() and path.is_relative_to(directory):
+            found = f"{path.relative_to(directory)}:{frame.lineno}"
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the child process."""
+    args = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+    directory = Path(spec["directory"])
+    os.chdir(directory)
+    try:
+        call_entrypoint(directory, spec["entrypoint"], spec.get("parameters") or {})
+    except BaseException as exc:
+        from flowdeck.errors import FlowdeckError
+        from flowdeck.redact import redact
+
+        traceback.print_exc()
+        message = str(exc) if isinstance(exc, FlowdeckError) else (
+            f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        Path(spec["error_file"]).write_text(json.dumps({
+            "message": redact(message), "where": _where(exc, directory.resolve()),
+            "setup": isinstance(exc, FlowdeckError)}), encoding="utf-8")
+        return 1
+    finally:
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
