@@ -137,3 +137,23 @@ def test_as_written_for_a_prefect_server_checks_templates_too() -> None:
     assert publish_pull_steps(steps, None, for_prefect=False) == steps
     with pytest.raises(DeployError, match="does not evaluate"):
         publish_pull_steps(steps, None, for_prefect=True)
+
+
+def test_runner_flowdeck_sets_the_pools_command(project: Path) -> None:
+    _project(project, "- prefect.deployments.steps.set_working_directory:\n    directory: /srv\n")
+    result = run_cli("deploy", "--runner", "flowdeck", cwd=project)
+    assert result.code == 0, result.stderr
+    shown = json.loads(run_cli("deployment", "show", "daily", "--json", cwd=project).stdout)
+    assert shown["record"]["work_pool"]["job_variables"] == {"command": "flowdeck flow-run execute"}
+
+
+def test_runner_can_be_set_in_prefect_yaml(project: Path) -> None:
+    _project(project, "- prefect.deployments.steps.set_working_directory:\n    directory: /srv\n",
+             top="flowdeck:\n  runner: flowdeck\n")
+    assert run_cli("deploy", cwd=project).code == 0
+    shown = json.loads(run_cli("deployment", "show", "daily", "--json", cwd=project).stdout)
+    assert shown["record"]["work_pool"]["job_variables"]["command"] == "flowdeck flow-run execute"
+    bad = _project(project, "- prefect.deployments.steps.set_working_directory:\n    directory: /srv\n",
+                   top="flowdeck:\n  runner: docker\n")
+    result = run_cli("deploy", cwd=bad)
+    assert result.code == 1 and "prefect.yaml:2:" in result.stderr and "runner" in result.stderr

@@ -12,6 +12,7 @@ import pytest
 # Imported so pytest finds the fixtures.
 from tests.servers.git import (  # noqa: F401
     git_client_env,
+    git_daemon,
     git_http_server,
     git_repos_root,
     git_tls,

@@ -193,3 +193,44 @@ def test_a_cancelled_run_stops_the_flow_and_its_children(
     assert _run_state(client, run_id)["type"] == "CANCELLED", output
     assert _gone(child), "the flow's child process survived the cancellation"
     assert "started" in _logs(client, run_id)
+
+
+def test_flow_run_execute_clones_with_a_token_from_a_server_block(
+    server: PrefectServer, client: PrefectClient, git_http_server: Any, make_repo: Any, git_argv_log: Path,
+    project: Path, tmp_path: Path
+) -> None:
+    from tests.steps.gitutil import assert_not_in_tree, assert_nowhere
+
+    uid = secrets.token_hex(4)
+    token = git_http_server.token
+    repo = make_repo({"flows/remote.py": "def remote():\n    print(open('data.txt').read().strip())\n",
+                      "data.txt": "from the private repository\n"})
+    url = git_http_server.url(repo.name, "github.localhost")
+    saved = run_cli("block", "create", "github-credentials", f"repo-{uid}", "--field", "token=-", cwd=project,
+                    input=token + "\n")
+    assert saved.code == 0, saved.output
+    write_tree(project, {"flows/remote.py": "def remote():\n    pass\n", "prefect.yaml": f"""\
+pull:
+- prefect.deployments.steps.git_clone:
+    repository: {url}
+    credentials: '{{{{ prefect.blocks.github-credentials.repo-{uid} }}}}'
+deployments:
+- name: remote-{uid}
+  entrypoint: flows/remote.py:remote
+  work_pool: {{name: pool-{uid}}}
+"""})
+    deployed = run_cli("deploy", "--pull-steps", "flowdeck", "--runner", "flowdeck", "--create-pool", cwd=project)
+    assert deployed.code == 0, deployed.output
+    run_id = _new_run(client, "remote", f"remote-{uid}")
+    workdir = tmp_path / "job"
+    env = {**os.environ, **server.env(), "PREFECT__FLOW_RUN_ID": run_id, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "flowdeck", "flow-run", "execute", "--dir", str(workdir)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert _run_state(client, run_id)["type"] == "COMPLETED", output
+    logs = _logs(client, run_id)
+    assert "from the private repository" in logs
+    assert any("git_clone" in line for line in logs), logs
+    assert_nowhere(token, output, json.dumps(logs), git_argv_log.read_text())
+    assert_not_in_tree(token, workdir / repo.name / ".git")

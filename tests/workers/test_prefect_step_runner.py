@@ -115,3 +115,39 @@ def test_prefect_runs_flowdeck_steps_with_a_dict_and_async_steps(
     pkg = os.path.realpath(tmp_path / "pkg")
     assert outputs["directory"] == pkg  # absolute, as Prefect's own set_working_directory gives it
     assert outputs["env"]["stdout"].strip() == f"hi-{pkg}"
+
+
+SIGNATURES = r'''
+import inspect, json
+import prefect.deployments.steps as steps
+names = ["git_clone", "set_working_directory", "run_shell_script", "pip_install_requirements",
+         "pull_from_remote_storage", "pull_with_block"]
+out = {}
+for name in names:
+    fn = getattr(steps, name)
+    out[name] = {"params": list(inspect.signature(fn).parameters), "async": inspect.iscoroutinefunction(fn)}
+print("FD_SIGNATURES=" + json.dumps(out))
+'''
+
+
+def test_flowdecks_steps_take_every_argument_prefects_own_take(worker_python: Path, tmp_path: Path) -> None:
+    import inspect
+
+    from flowdeck.steps.registry import get_spec, load_callable
+
+    proc = run_python(worker_python, SIGNATURES, cwd=tmp_path, env=dict(os.environ))
+    prefect_steps = result(proc.stdout, "SIGNATURES")
+    assert prefect_steps, proc.stderr
+    for name, info in prefect_steps.items():
+        spec = get_spec(f"flowdeck.steps.{name}")
+        assert spec is not None, name
+        func = load_callable(spec)
+        ours = inspect.signature(func).parameters
+        takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in ours.values())
+        missing = [p for p in info["params"] if p not in ours and p not in ("kwargs", "settings")]
+        assert takes_kwargs or not missing, f"flowdeck.steps.{name} lacks {missing}"
+        # Sync or async as Prefect's own, so Python code calling one directly gets the same kind of result.
+        # Prefect's runner awaits either; the two storage-URL pulls stay sync in flowdeck (they are
+        # thread-pool downloads, and flowdeck's users call them directly).
+        if name not in ("pull_from_remote_storage", "pull_with_block"):
+            assert inspect.iscoroutinefunction(func) == info["async"], name
