@@ -9,6 +9,15 @@ and ends it COMPLETED, FAILED or CRASHED, or CANCELLED on a signal or a cancella
 
 from __future__ import annotations
 
-from flowdeck.flowrun.execute import ExecuteOptions, Outcome, execute_flow_run
+from typing import Any
 
 __all__ = ["ExecuteOptions", "Outcome", "execute_flow_run"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so the flow's child process (``flowdeck.flowrun.child``) does not import the server client.
+    if name in __all__:
+        from flowdeck.flowrun import execute
+
+        return getattr(execute, name)
+    raise AttributeError(f"module 'flowdeck.flowrun' has no attribute {name!r}")

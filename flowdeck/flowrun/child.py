@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["call_entrypoint", "main"]
+__all__ = ["call_entrypoint", "load_entrypoint", "main"]
 
 
 def _plain_function(obj: Any) -> Any:
@@ -28,11 +28,38 @@ def _plain_function(obj: Any) -> Any:
     return obj
 
 
+def load_entrypoint(directory: Path, entrypoint: str) -> Any:
+    """Import ``path/file.py:func`` (relative to ``directory``) or ``module:func``; nothing of flowdeck's
+    engine is imported, so the flow's first line comes as soon as Python and the flow's own imports allow."""
+    import importlib
+    import importlib.util
+
+    target, _, attr = entrypoint.rpartition(":")
+    if not target or not attr:
+        raise ValueError(f"entrypoint '{entrypoint}' is not `path/to/file.py:function` or `module:function`")
+    if str(directory) not in sys.path:
+        sys.path.insert(0, str(directory))
+    if target.endswith(".py") or "/" in target:
+        path = Path(target) if Path(target).is_absolute() else directory / target
+        if not path.is_file():
+            raise FileNotFoundError(f"the entrypoint's file {target} is not in {directory}")
+        spec = importlib.util.spec_from_file_location("__flowdeck_flow__", path)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {target}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target)
+    obj: Any = module
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
 def call_entrypoint(directory: Path, entrypoint: str, parameters: dict[str, Any]) -> Any:
     """Import ``entrypoint`` (``path/file.py:func`` or ``module:func``) from ``directory`` and call it."""
-    from flowdeck.worker import _load_flow
-
-    func = _plain_function(_load_flow(directory, entrypoint))
+    func = _plain_function(load_entrypoint(directory, entrypoint))
     result = func(**parameters)
     if inspect.isawaitable(result):
         async def wait() -> Any:

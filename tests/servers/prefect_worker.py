@@ -22,7 +22,8 @@ import pytest
 from tests.servers.prefect import PrefectServer
 from tests.servers.process import unavailable
 
-__all__ = ["PREFECT_VERSION", "client_env", "prefect_env", "prefect_venv", "run_python", "worker_python"]
+__all__ = ["PREFECT_VERSION", "client_env", "make_worker_python", "prefect_env", "prefect_venv", "run_python",
+           "worker_python"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 PREFECT_VERSION = os.environ.get("FLOWDECK_PREFECT_VERSION", "3.9.1")
@@ -71,11 +72,12 @@ def client_env(server: PrefectServer, home: Path) -> dict[str, str]:
     return {**prefect_env(home), **server.env()}
 
 
-@pytest.fixture(scope="session")
-def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The python of a worker-side environment: Prefect, and flowdeck from this checkout."""
-    base = prefect_venv() / "bin" / "python"
-    env_dir = tmp_path_factory.mktemp("worker-env")
+def make_worker_python(env_dir: Path, extra: tuple[str, ...] = ()) -> Path:
+    """Build the worker-side environment in ``env_dir``; its python. RuntimeError when pip fails.
+
+    ``extra`` are more packages for it (the worker benchmark adds ``prefect-aws`` for Prefect's own S3 pull).
+    """
+    base = prefect_venv_python()
     subprocess.run([str(base), "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
     site = Path(_purelib(python))
@@ -83,14 +85,34 @@ def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     # flowdeck as an installed distribution (editable), so Prefect's install-on-demand of a published
     # `requires: flowdeck[s3]` finds it satisfied and never looks for a "flowdeck" on an index.
-    for args in (_WORKER_REQUIREMENTS, ("--no-deps", "-e", str(REPO_ROOT))):
+    steps = [(*_WORKER_REQUIREMENTS, f"prefect=={PREFECT_VERSION}", *extra), ("--no-deps", "-e", str(REPO_ROOT))]
+    for args in steps:
         proc = subprocess.run([*pip, *args], capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            unavailable("flowdeck and its dependencies in the worker environment", proc.stderr.strip()[-300:])
+            raise RuntimeError(f"pip install {' '.join(args)} failed: {proc.stderr.strip()[-300:]}")
     check = subprocess.run([str(python), "-c", "import prefect, flowdeck.steps, git, boto3"],
                            capture_output=True, text=True, check=False)
-    assert check.returncode == 0, check.stderr
+    if check.returncode != 0:
+        raise RuntimeError(check.stderr.strip()[-300:])
     return python
+
+
+def prefect_venv_python() -> Path:
+    """The python of the Prefect virtualenv (RuntimeError when it is not installed)."""
+    if not (_VENV / f".prefect-{PREFECT_VERSION}").is_file() or not (_VENV / "bin" / "python").exists():
+        raise RuntimeError(f"prefect {PREFECT_VERSION} is not installed in {_VENV}: run scripts/setup-prefect")
+    return _VENV / "bin" / "python"
+
+
+@pytest.fixture(scope="session")
+def worker_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The python of a worker-side environment: Prefect, and flowdeck from this checkout."""
+    prefect_venv()
+    try:
+        return make_worker_python(tmp_path_factory.mktemp("worker-env"))
+    except RuntimeError as exc:
+        unavailable("flowdeck and its dependencies in the worker environment", str(exc))
+        raise
 
 
 def run_python(python: Path, code: str, *, cwd: Path, env: dict[str, str],
