@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import Any
 
-from flowdeck.cli.output import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, add_group, err
+from flowdeck.cli.output import EXIT_INTERRUPTED, EXIT_OK, EXIT_USER, add_group, err, out
 from flowdeck.errors import UsageError
 
 _EXIT = {"COMPLETED": EXIT_OK, "NOT_STARTED": EXIT_OK, "FAILED": EXIT_USER, "CRASHED": EXIT_USER}
+
+
+def _echo(line: str, is_err: bool) -> None:
+    """The flow's output, line by line, to the worker's own log (flushed: the worker streams it)."""
+    (err if is_err else out)(line)
+    (sys.stderr if is_err else sys.stdout).flush()
 
 
 def _cmd_execute(args: argparse.Namespace) -> int:
@@ -27,7 +34,8 @@ def _cmd_execute(args: argparse.Namespace) -> int:
         raise UsageError("no Prefect server: set PREFECT_API_URL (a Prefect worker sets it) or pass --api URL")
     outcome = execute_flow_run(ExecuteOptions(
         flow_run_id=run_id, config=config, poll_interval=args.poll_interval, grace=args.grace,
-        directory=Path(args.dir) if args.dir else None))
+        directory=Path(args.dir) if args.dir else None,
+        echo=_echo))
     err(f"flow run {run_id}: {outcome.state.lower().replace('_', ' ')}: {outcome.message}")
     if outcome.state == "CANCELLED":
         return EXIT_INTERRUPTED if outcome.cancelled_by == "signal" else EXIT_OK

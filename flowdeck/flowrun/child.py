@@ -1,6 +1,6 @@
 """The flow itself, in a child process: import the entrypoint, call it with the run's parameters.
 
-Run as ``python -m flowdeck.flowrun.child SPEC.json`` in the directory the pull steps left, in a process
+Run as ``python -m flowdeck.cli.flowrun_child SPEC.json`` in the directory the pull steps left, in a process
 group of its own so a cancellation stops the flow and everything it started. A Prefect ``@flow`` is called
 through its plain function (the parent owns the run's states); a coroutine function is awaited. On failure
 it writes the error and where it happened to ``SPEC.json``'s ``error_file`` and exits 1.
@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-__all__ = ["call_entrypoint", "load_entrypoint", "main"]
+__all__ = ["call_entrypoint", "load_entrypoint", "run_child"]
 
 
 def _plain_function(obj: Any) -> Any:
@@ -79,10 +79,10 @@ def _where(exc: BaseException, directory: Path) -> str | None:
     return found
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the child process."""
-    args = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(args[0]).read_text(encoding="utf-8"))
+def run_child(spec_file: Path) -> int:
+    """Run the flow described by ``spec_file``; 0 when it returned, 1 when it raised (details written to the
+    spec's ``error_file``, the traceback to stderr, where the parent turns it into the run's logs)."""
+    spec = json.loads(spec_file.read_text(encoding="utf-8"))
     directory = Path(spec["directory"])
     os.chdir(directory)
     try:
@@ -101,7 +101,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.stdout.flush()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

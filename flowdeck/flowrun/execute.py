@@ -54,7 +54,7 @@ class ExecuteOptions:
     poll_interval: float = 2.0
     #: Seconds the flow's processes get between SIGTERM and SIGKILL.
     grace: float = 10.0
-    #: Where the flow's output is echoed locally (the worker's own log); default: this process's streams.
+    #: Echoes each line of the flow's output locally (``line, is_stderr``), for the worker's own log.
     echo: Callable[[str, bool], None] | None = None
 
 
@@ -76,12 +76,6 @@ class _Cancelled(BaseException):
 class _Control:
     phase: str = "start"
     cancel: str | None = None
-
-
-def _default_echo(line: str, is_err: bool) -> None:
-    stream = sys.stderr if is_err else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
 
 
 @contextmanager
@@ -145,10 +139,11 @@ def _pull(deployment: dict[str, Any], shipper: LogShipper) -> Path:
     return final
 
 
-def _stream(pipe: IO[str], is_err: bool, shipper: LogShipper, echo: Callable[[str, bool], None]) -> None:
+def _stream(pipe: IO[str], is_err: bool, shipper: LogShipper, echo: Callable[[str, bool], None] | None) -> None:
     for raw in pipe:
         line = raw.rstrip("\n")
-        echo(redact(line), is_err)
+        if echo is not None:
+            echo(redact(line), is_err)
         shipper.log("flowdeck.flow_run", logging.WARNING if is_err else logging.INFO, line)
     pipe.close()
 
@@ -185,10 +180,10 @@ def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], 
         spec_path.chmod(0o600)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck.flowrun.child", str(spec_path)], cwd=directory, env=env,
+            [sys.executable, "-m", "flowdeck.cli.flowrun_child", str(spec_path)], cwd=directory, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
             errors="replace", start_new_session=True)
-        echo = options.echo or _default_echo
+        echo = options.echo
         assert proc.stdout is not None and proc.stderr is not None
         readers = [threading.Thread(target=_stream, args=(pipe, is_err, shipper, echo), daemon=True)
                    for pipe, is_err in ((proc.stdout, False), (proc.stderr, True))]
