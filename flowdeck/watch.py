@@ -32,8 +32,15 @@ def snapshot(root: Path, ignore_file: str = ".prefectignore") -> dict[str, tuple
 
 
 def watch_changes(root: Path, interval: float = 0.5, debounce: float = 1.0) -> Iterator[list[str]]:
-    """Yield the changed paths each time the project changes and then stays quiet for ``debounce`` seconds."""
-    before = snapshot(root)
+    """Yield the changed paths each time the project changes and then stays quiet for ``debounce`` seconds.
+
+    The first snapshot is taken now, not at the first ``next()``: a change made right after the caller says
+    "watching" must not be missed (it was, under load, when the generator started late).
+    """
+    return _watch(root, snapshot(root), interval, debounce)
+
+
+def _watch(root: Path, before: dict[str, tuple[float, int]], interval: float, debounce: float) -> Iterator[list[str]]:
     while True:
         time.sleep(interval)
         now = snapshot(root)

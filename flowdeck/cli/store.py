@@ -51,12 +51,57 @@ def _cmd_block_types(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _server_only_type(type_slug: str) -> bool:
+    """A block type flowdeck does not know, while a Prefect server (which may know it) is the registry."""
+    from flowdeck.blocks import BLOCK_TYPES
+    from flowdeck.registry import current
+    from flowdeck.registry.embedded import EmbeddedRegistry
+
+    return type_slug not in BLOCK_TYPES and not isinstance(current(), EmbeddedRegistry)
+
+
+def _create_server_block(args: argparse.Namespace) -> int:
+    """A block of a type only the server knows: fields as given (JSON values), every value masked."""
+    from flowdeck.blocks import register_block_secrets
+    from flowdeck.errors import StoreError
+    from flowdeck.registry import current
+
+    if args.value is not None:
+        raw = _read_stdin_secret() if args.value == "-" else args.value
+        register_block_secrets(None, {"raw": raw})
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"--value is not valid JSON (line {exc.lineno}, column {exc.colno})",
+                             hint="a JSON object of the block's fields") from None
+        if not isinstance(data, dict):
+            raise StoreError(f"--value for {args.type} must be a JSON object of its fields")
+    else:
+        data = {}
+        for pair in args.field:
+            key, sep, raw = pair.partition("=")
+            if not sep or not key:
+                raise UsageError(f"--field expects KEY=VALUE, got '{key}'")
+            raw = _read_stdin_secret() if raw == "-" else raw
+            try:
+                data[key] = json.loads(raw)
+            except ValueError:
+                data[key] = raw
+    # The server's schema says which fields are secret; until it has, treat them all as secret.
+    register_block_secrets(None, data)
+    record = current().save_block(args.type, args.name, data, overwrite=args.overwrite)
+    out(f"Saved block {record.type_slug}/{record.name}; reference it as {record.reference}")
+    return EXIT_OK
+
+
 def _cmd_block_create(args: argparse.Namespace) -> int:
     from flowdeck.blocks import get_block_type, parse_field_args
     from flowdeck.errors import StoreError
     from flowdeck.redact import register_secret
     from flowdeck.registry import current
 
+    if _server_only_type(args.type):
+        return _create_server_block(args)
     block_type = get_block_type(args.type)
     if args.value is not None and args.field:
         raise UsageError("give either --value or --field, not both")
@@ -113,7 +158,7 @@ def _cmd_block_ls(args: argparse.Namespace) -> int:
     from flowdeck.blocks import get_block_type
     from flowdeck.registry import current
 
-    if args.type:
+    if args.type and not _server_only_type(args.type):
         get_block_type(args.type)
     records = current().list_blocks(args.type)
     if args.json:
@@ -149,7 +194,7 @@ def _cmd_block_show(args: argparse.Namespace) -> int:
     doc = {"type": type_slug, "name": name, "source": record.source, "reference": record.reference,
            "data": data}
     lines = [json.dumps(doc, indent=2, sort_keys=True)] if args.json else [
-        f"{type_slug}/{name} (from the {'environment' if record.source == 'env' else 'store'})",
+        f"{type_slug}/{name} (from the {'environment' if record.source == 'env' else record.source})",
         f"reference: {record.reference}",
         *(f"{key}: {value if isinstance(value, str) else json.dumps(value)}" for key, value in data.items()),
     ]

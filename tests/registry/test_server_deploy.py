@@ -15,10 +15,12 @@ from tests.servers.prefect import PrefectServer
 
 
 def api(server: PrefectServer, method: str, path: str, body: Any = None) -> Any:
-    """Read the server directly, as Prefect's UI or a worker would."""
+    """Read the server directly (plain httpx, with the CSRF token the shared server requires)."""
     user, password = server.auth_string.split(":", 1)
     with httpx.Client(base_url=server.url + "/", auth=(user, password), trust_env=False) as client:
-        response = client.request(method, path, json=body)
+        token = client.get("csrf-token", params={"client": "tests"}).json()["token"]
+        response = client.request(method, path, json=body,
+                                  headers={"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "tests"})
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -160,3 +162,23 @@ def test_prefect_deploy_flags_as_ci_scripts_write_them(
     assert dep["parameters"] == {"times": 2} and dep["job_variables"] == {"image": "python:3.12"}
     assert dep["description"] == "from CI" and dep["version"] == "1.2.3" and dep["tags"] == ["ci"]
     assert dep["global_concurrency_limit"]["limit"] == 3 and dep["enforce_parameter_schema"] is True
+
+
+def test_deploy_all_is_atomic_when_the_server_rejects_one(
+        server: PrefectServer, project: Path, cli: type[CliRunner], uid: str) -> None:
+    flow = f"atomic-{uid}"
+    good = f"- name: good\n  entrypoint: flows/hello.py:hello\n  flow_name: {flow}\n"
+    write_project(project, flow, good)
+    assert cli.run("deploy", "--all").code == 0
+    write_project(project, flow, good.replace("\n  flow_name", "\n  parameters: {times: 5}\n  flow_name")
+                  + f"- name: new\n  entrypoint: flows/hello.py:hello\n  flow_name: {flow}\n"
+                  + f"- name: bad\n  entrypoint: flows/hello.py:hello\n  flow_name: {flow}\n  concurrency_limit: 0\n")
+    result = cli.run("deploy", "--all")
+    assert result.code == 1
+    assert f"deployment '{flow}/bad'" in result.stderr and "concurrency_limit: Input should be greater than 0" \
+        in result.stderr, result.output
+    # What was live before is live again; what did not exist does not.
+    assert api(server, "GET", f"deployments/name/{flow}/good")["parameters"] == {}
+    assert api(server, "GET", f"deployments/name/{flow}/new") is None
+    history = json.loads(cli.run("deployment", "history", f"{flow}/good", "--json").stdout)
+    assert [(v["revision"], v["live"]) for v in history] == [(1, True)]

@@ -55,17 +55,21 @@ class PrefectServer:
 
 
 def _ready(url: str) -> bool:
-    with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
         return bool(response.status == 200)
 
 
 def start_prefect_server(root: Path, *, database_url: str | None = None, auth_string: str | None = None,
-                         timeout: float = 180.0) -> PrefectServer:
-    """Start ``prefect server start`` on a free loopback port with its home under ``root``."""
+                         port: int | None = None, csrf: bool = False, timeout: float = 180.0) -> PrefectServer:
+    """Start ``prefect server start`` on a loopback port (free, or ``port``) with its home under ``root``.
+
+    Starting again with the same ``root``, ``port`` and ``auth_string`` restarts the same server: the
+    database under its home survives.
+    """
     exe = prefect_bin()
     if not exe.exists():
         unavailable("a Prefect installation for the registry tests", "run scripts/setup-prefect")
-    port = free_port()
+    port = port or free_port()
     home = root / "prefect-home"
     home.mkdir(parents=True, exist_ok=True)
     auth = auth_string or f"{AUTH_USER}:sentinel-{secrets.token_hex(10)}"
@@ -77,6 +81,8 @@ def start_prefect_server(root: Path, *, database_url: str | None = None, auth_st
         "PREFECT_SERVER_API_AUTH_STRING": auth,
         "PREFECT_UI_ENABLED": "false",
     })
+    if csrf:
+        env["PREFECT_SERVER_CSRF_PROTECTION_ENABLED"] = "true"
     if database_url:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = database_url
     process = ServerProcess("prefect server", [str(exe), "server", "start", "--host", "127.0.0.1", "--port",
@@ -91,7 +97,7 @@ def start_prefect_server(root: Path, *, database_url: str | None = None, auth_st
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """One Prefect server on SQLite for the whole session, requiring an auth string."""
-    server = start_prefect_server(tmp_path_factory.mktemp("prefect"))
+    """One Prefect server on SQLite for the whole session, requiring an auth string and CSRF tokens."""
+    server = start_prefect_server(tmp_path_factory.mktemp("prefect"), csrf=True)
     yield server
     server.process.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import time
 import uuid
 from collections.abc import Mapping
@@ -90,7 +91,8 @@ def _detail(response: httpx.Response) -> Any:
     except ValueError:
         return response.text[:300]
     if isinstance(body, dict):
-        return body.get("detail") or body.get("exception_message") or body
+        # A 422 says what is wrong in `exception_detail`; never echo `request_body` (it may hold a secret).
+        return body.get("detail") or body.get("exception_detail") or body.get("exception_message") or "(no detail)"
     return body
 
 
@@ -111,7 +113,7 @@ def _explain_422(detail: Any) -> str:
 class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
-    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int = 5,
+    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int = 8,
                  backoff: float = 0.25) -> None:
         config.register_secrets()
         self.config = config
@@ -122,6 +124,7 @@ class PrefectClient:
         self.last_status = 0
         self._csrf: dict[str, str] = {}
         self._version_checked = False
+        self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
         self._http = httpx.Client(base_url=base, headers={"Accept": "application/json", **config.headers()},
                                   timeout=timeout, trust_env=False)
@@ -144,6 +147,10 @@ class PrefectClient:
         return safe_url(self.config.url)
 
     def _send(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> httpx.Response:
+        if self._unreachable is not None:
+            # The server was already given up on: fail at once instead of waiting through every retry again
+            # (a clean-up after a lost server would otherwise take minutes).
+            raise RegistryError(self._unreachable, hint=f"check {self.config.source} and that the server is running")
         attempt = 0
         csrf_fetched = False
         while True:
@@ -156,17 +163,22 @@ class PrefectClient:
                 # A refused connection never reached the server: safe to retry any method. Other
                 # failures may have been applied, so only idempotent methods are retried.
                 never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-                if attempt < self.retries and (never_sent or method in {"GET", "DELETE"}):
+                # A server that refuses connections is down, not busy: a few quick tries only.
+                limit = min(self.retries, 3) if never_sent else self.retries
+                if attempt < limit and (never_sent or method in {"GET", "DELETE"}):
                     attempt += 1
                     time.sleep(self.backoff * 2 ** (attempt - 1))
                     continue
-                raise RegistryError(
-                    f"cannot reach the Prefect server at {self.where}: {redact(str(exc)) or type(exc).__name__}",
-                    hint=f"check {self.config.source} and that the server is running "
-                         "(`prefect server start`)") from None
+                message = (f"cannot reach the Prefect server at {self.where}: "
+                           f"{redact(str(exc)) or type(exc).__name__}")
+                if never_sent:
+                    self._unreachable = message
+                raise RegistryError(message, hint=f"check {self.config.source} and that the server is running "
+                                                  "(`prefect server start`)") from None
             if response.status_code in _RETRY_STATUS and attempt < self.retries:
                 attempt += 1
-                delay = self.backoff * 2 ** (attempt - 1)
+                # Exponential, capped, with jitter so that parallel writers do not retry in lockstep.
+                delay = min(self.backoff * 2 ** (attempt - 1), 5.0) * (0.5 + random.random())
                 retry_after = response.headers.get("Retry-After", "")
                 if retry_after.replace(".", "", 1).isdigit():
                     delay = min(float(retry_after), 30.0)
@@ -224,10 +236,13 @@ class PrefectClient:
             raise RegistryError(f"{subject}: the Prefect server at {self.where} refused it (HTTP 409): "
                                 f"{redact(str(detail))}", hint=hint)
         if status == 422:
-            raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected "
-                                f"{redact(_explain_422(detail))}",
-                                hint=hint or "an older server may not know this field; upgrade the server "
-                                             "or remove the field")
+            explained = redact(_explain_422(detail))
+            if "extra inputs are not permitted" in explained.lower():
+                advice = "an older server does not know this field; upgrade the server or remove the field"
+            else:
+                advice = "fix that value (in prefect.yaml or on the command line) and run again"
+            raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected {explained}",
+                                hint=hint or advice)
         raise RegistryError(f"{subject}: the Prefect server at {self.where} answered HTTP {status}: "
                             f"{redact(str(detail))[:300]}", hint="retry; check the server's log")
 

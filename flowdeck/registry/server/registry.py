@@ -16,7 +16,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +53,26 @@ def _concurrency(dep: Mapping[str, Any]) -> Any:
     """A deployment's concurrency limit: the server keeps it as a global limit of its own."""
     limit = (dep.get("global_concurrency_limit") or {}).get("limit")
     return limit if limit is not None else dep.get("concurrency_limit")
+
+
+# A SQLite-backed server answers 503 when many writers queue; a few parallel writers are the sweet spot.
+_WORKERS = 4
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[Any], RegistryError | None]:
+    """``fn`` over ``items`` on a few threads; the results (None where it failed) and the first error."""
+    results: list[Any] = [None] * len(items)
+    first: RegistryError | None = None
+    if not items:
+        return results, None
+    with ThreadPoolExecutor(max_workers=min(_WORKERS, len(items))) as pool:
+        futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
+        for future in futures:
+            try:
+                results[futures[future]] = future.result()
+            except RegistryError as exc:
+                first = first or exc
+    return results, first
 
 
 class ServerRegistry:
@@ -200,13 +221,14 @@ class ServerRegistry:
         return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), len(versions))
 
     def _apply(self, name: str, record: Mapping[str, Any], body: dict[str, Any], existing: Mapping[str, Any] | None,
-               artifact_id: str, label: str, content_hash: str, revision: int) -> None:
+               artifact_id: str, label: str, content_hash: str, revision: int, *, flow_id: str | None = None) -> None:
         """Make one version live: write the deployment, then move the live pointer to it."""
         flow, dep = _split(name)
         what = f"deployment '{name}'"
         if existing is None:
-            flow_obj = self.client.post("flows/", {"name": flow}, what=f"flow '{flow}'")
-            self.client.post("deployments/", {"name": dep, "flow_id": flow_obj["id"], **body}, what=what)
+            if flow_id is None:
+                flow_id = str(self.client.post("flows/", {"name": flow}, what=f"flow '{flow}'")["id"])
+            self.client.post("deployments/", {"name": dep, "flow_id": flow_id, **body}, what=what)
         else:
             self.client.patch(f"deployments/{existing['id']}", body, what=what)
         self.client.post("artifacts/", {
@@ -215,17 +237,47 @@ class ServerRegistry:
             "description": f"flowdeck: revision {revision} ({label}) of `{name}` is live"},
             what=f"the live pointer of '{name}'")
 
+    def _snapshot(self, names: Sequence[str]) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        """The deployment and live pointer of each name, in a few requests whatever the number of names."""
+        found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {n: (None, None) for n in names}
+        unique = sorted(set(names))
+        for start in range(0, len(unique), 100):
+            chunk = unique[start:start + 100]
+            deps: list[dict[str, Any]] = []
+            offset = 0
+            while True:
+                page = self.client.post("deployments/filter", {
+                    "flows": {"name": {"any_": sorted({_split(n)[0] for n in chunk})}},
+                    "deployments": {"name": {"any_": sorted({_split(n)[1] for n in chunk})}},
+                    "limit": 200, "offset": offset}, what="the deployments to update")
+                deps.extend(page)
+                if len(page) < 200:
+                    break
+                offset += 200
+            flow_ids = sorted({d["flow_id"] for d in deps})
+            flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}, "limit": 200}) \
+                if flow_ids else []
+            flow_names = {f["id"]: f["name"] for f in flows}
+            by_name = {f"{flow_names.get(d['flow_id'])}/{d['name']}": d for d in deps}
+            live = self.client.post("artifacts/latest/filter", {
+                "artifacts": {"key": {"any_": [live_key(n) for n in chunk]}}, "limit": 200})
+            by_key = {a.get("key"): a.get("data") for a in live if isinstance(a.get("data"), dict)}
+            for name in chunk:
+                found[name] = (by_name.get(name), by_key.get(live_key(name)))
+        return found
+
     def record_versions(self, pending: Sequence[PendingVersion]) -> list[RecordOutcome]:
-        """Record versions on the server; if a write fails midway, restore what was live before."""
-        # Read first: what is live, which pools exist. Nothing is written if any of this fails.
+        """Record versions on the server; if a write fails midway, restore what was live before.
+
+        Reads come first (a few requests for any number of deployments) and nothing is written if they fail
+        or a work pool is missing. Then every version record is written, then every deployment is updated;
+        deployments are written in parallel, each in its own order.
+        """
         states: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
         outcomes: dict[str, RecordOutcome] = {}
+        snapshot = self._snapshot([item.name for item in pending])
         for item in pending:
-            pool = (item.record.get("work_pool") or {}).get("name")
-            if pool and item.promote:
-                self._check_pool(str(pool), item.create_pool)
-            existing = self._deployment(item.name)
-            pointer = self._live_pointer(item.name)
+            existing, pointer = snapshot[item.name]
             if not item.force:
                 same = bool(pointer and pointer.get("content_hash") == item.content_hash)
                 if item.promote and existing is not None and pointer and same:
@@ -240,29 +292,56 @@ class ServerRegistry:
                         outcomes[item.name] = RecordOutcome(item.name, "unchanged", len(versions),
                                                             str(last["data"].get("label")), live)
                         continue
+            # Only a deployment that changes needs its pool (an unchanged redeploy costs reads only).
+            pool = (item.record.get("work_pool") or {}).get("name")
+            if pool and item.promote:
+                self._check_pool(str(pool), item.create_pool)
             states.append((item, existing, pointer))
+        if not states:
+            return [outcomes[item.name] for item in pending]
+
         # Record every version (not live yet); on failure remove what this call recorded.
-        posted: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any]]] = []
+        def record(state: tuple[PendingVersion, Any, Any]) -> tuple[dict[str, Any], int]:
+            art = self._post_version(state[0])
+            return art, self._revision_of(state[0].name, art["id"])
+
+        recorded, error = _parallel(record, states)
+        posted = [(*state, result[0]) for state, result in zip(states, recorded, strict=True) if result is not None]
+        if error is not None:
+            self._forget(posted)
+            raise error
+        revisions = {state[0].name: result[1] for state, result in zip(states, recorded, strict=True) if result}
+        # The flows of new deployments, once each (an upsert on the name).
+        flow_ids: dict[str, str] = {}
         try:
-            for item, existing, pointer in states:
-                posted.append((item, existing, pointer, self._post_version(item)))
+            for item, existing, _pointer, _art in posted:
+                if existing is None and item.promote and item.flow_name not in flow_ids:
+                    flow = self.client.post("flows/", {"name": item.flow_name}, what=f"flow '{item.flow_name}'")
+                    flow_ids[item.flow_name] = str(flow["id"])
         except RegistryError:
             self._forget(posted)
             raise
-        # Make them live, restoring the previous live versions if a write fails.
-        done: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
-        try:
-            for item, existing, pointer, art in posted:
-                revision = self._revision_of(item.name, art["id"])
-                if item.promote:
-                    self._apply(item.name, item.record, deployment_body(item, item.record, item.label), existing,
-                                art["id"], item.label, item.content_hash, revision)
-                    done.append((item, existing, pointer))
-                status = "created" if existing is None and pointer is None else "updated"
-                outcomes[item.name] = RecordOutcome(item.name, status, revision, item.label, item.promote)
-        except RegistryError:
+
+        # Make them live; if any write fails, restore the previous live versions.
+        def make_live(entry: tuple[PendingVersion, Any, Any, dict[str, Any]]) -> bool:
+            item, existing, _pointer, art = entry
+            if item.promote:
+                self._apply(item.name, item.record, deployment_body(item, item.record, item.label), existing,
+                            art["id"], item.label, item.content_hash, revisions[item.name],
+                            flow_id=flow_ids.get(item.flow_name))
+            return True
+
+        applied, error = _parallel(make_live, posted)
+        if error is not None:
+            done = [(item, existing, pointer)
+                    for (item, existing, pointer, _art), ok in zip(posted, applied, strict=True) if ok and item.promote]
             self._restore(done)
-            raise
+            # The versions of a failed deploy were never live: leave no trace of them.
+            self._forget(posted)
+            raise error
+        for item, existing, pointer, _art in posted:
+            status = "created" if existing is None and pointer is None else "updated"
+            outcomes[item.name] = RecordOutcome(item.name, status, revisions[item.name], item.label, item.promote)
         return [outcomes[item.name] for item in pending if item.name in outcomes]
 
     def _forget(self, posted: Sequence[tuple[Any, Any, Any, dict[str, Any]]]) -> None:
