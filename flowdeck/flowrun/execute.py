@@ -76,6 +76,8 @@ class _Cancelled(BaseException):
 class _Control:
     phase: str = "start"
     cancel: str | None = None
+    #: Our SIGTERM handler is installed (only then may the watcher signal the main thread).
+    handling_signals: bool = False
 
 
 @contextmanager
@@ -91,9 +93,11 @@ def _signals(control: _Control) -> Iterator[None]:
             raise _Cancelled()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    control.handling_signals = True
     try:
         yield
     finally:
+        control.handling_signals = False
         for sig, old in previous.items():
             signal.signal(sig, old)
 
@@ -112,7 +116,7 @@ def _watch_cancellation(options: ExecuteOptions, control: _Control, stop: thread
                     continue  # a blip of the server must not cancel a healthy run
                 if state in ("CANCELLING", "CANCELLED") and control.cancel is None:
                     control.cancel = "server"
-                    if control.phase == "pull" and main_ident is not None:
+                    if control.phase == "pull" and control.handling_signals and main_ident is not None:
                         signal.pthread_kill(main_ident, signal.SIGTERM)  # interrupts the pull steps
                     return
         finally:
