@@ -14,12 +14,15 @@ and for a git-backed and an S3-backed project times what a process worker launch
 The clock starts when the command is launched (what a worker does once it has the run; its polling is the
 same for all) and stops at the flow's first line, which writes the time to a file. ``cold`` has an empty
 flowdeck cache and a new working directory; ``warm`` keeps the cache (as a worker does between runs) with a
-new working directory each run. Ratios are against Prefect's own pull at the same temperature.
+new working directory each run. The S3 folder is pushed with flowdeck's ``push_to_s3`` (its manifest lets
+flowdeck's warm pulls copy unchanged files from the cache). Ratios are against Prefect's own pull at the
+same temperature. The machine's load shows in every number: compare ratios from one run only.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -91,11 +94,19 @@ def _git_daemon(root: Path, src: Path) -> tuple[ServerProcess, str]:
 
 
 def _upload(s3: Any, src: Path, bucket: str) -> None:
-    client = s3.client()
-    client.create_bucket(Bucket=bucket)
-    for path in src.rglob("*"):
-        if path.is_file() and ".git" not in path.parts:
-            client.put_object(Bucket=bucket, Key=f"proj/{path.relative_to(src).as_posix()}", Body=path.read_bytes())
+    """Push the project as a team using flowdeck would (``push_to_s3``, which also writes the manifest that
+    lets a worker's later pulls copy unchanged files from its cache); Prefect's pull reads the same folder."""
+    from flowdeck.steps.storage.s3 import push_to_s3
+
+    s3.client().create_bucket(Bucket=bucket)
+    before = Path.cwd()
+    os.chdir(src)
+    try:
+        push_to_s3(bucket, "proj", credentials={"aws_access_key_id": s3.access_key,
+                                                "aws_secret_access_key": s3.secret_key, "region_name": "us-east-1"},
+                   client_parameters={"endpoint_url": s3.endpoint}, ignore_file=None)
+    finally:
+        os.chdir(before)
 
 
 def _deployment(client: PrefectClient, flow_id: str, name: str, pull_steps: list[dict[str, Any]]) -> str:

@@ -234,3 +234,41 @@ deployments:
     assert any("git_clone" in line for line in logs), logs
     assert_nowhere(token, output, json.dumps(logs), git_argv_log.read_text())
     assert_not_in_tree(token, workdir / repo.name / ".git")
+
+
+def test_sigterm_during_the_pull_steps_cancels_the_run(
+    server: PrefectServer, client: PrefectClient, project: Path, tmp_path: Path
+) -> None:
+    uid = secrets.token_hex(4)
+    marker = tmp_path / "pulling"
+    write_tree(project, {"flows/hello.py": FLOWS, "prefect.yaml": f"""\
+pull:
+- prefect.deployments.steps.run_shell_script:
+    script: touch {marker} && sleep 60
+    shell: true
+deployments:
+- name: slow-pull-{uid}
+  entrypoint: flows/hello.py:hello
+  work_pool: {{name: pool-{uid}}}
+"""})
+    deployed = run_cli("deploy", "--runner", "flowdeck", "--create-pool", cwd=project)
+    assert deployed.code == 0, deployed.output
+    run_id = _new_run(client, "hello", f"slow-pull-{uid}")
+    proc = _start_execute(server, run_id, tmp_path)
+    try:
+        deadline = time.monotonic() + 90
+        while not marker.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.stdout else ""
+            time.sleep(0.1)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        assert time.monotonic() - started < 30  # did not wait for the pull step's sleep to end
+    finally:
+        try:  # the pull step's own `sleep` may outlive flowdeck: clear the whole session
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code == 130, output
+    assert _run_state(client, run_id)["type"] == "CANCELLED", output
