@@ -139,7 +139,9 @@ def _pull(deployment: dict[str, Any], shipper: LogShipper) -> Path:
             os.chdir(path)
         return Path.cwd()
     shipper.log("flowdeck.flow_run", logging.INFO, f"Running {len(steps)} pull step(s) with flowdeck")
-    final, _ = run_pull_steps(list(steps), RunOptions(resolver=default_resolver(), root=Path.cwd()))
+    # Like Prefect's runner, a custom step whose import fails gets its `requires:` installed (built-ins never).
+    options = RunOptions(resolver=default_resolver(), root=Path.cwd(), install_requires=True)
+    final, _ = run_pull_steps(list(steps), options)
     return final
 
 
