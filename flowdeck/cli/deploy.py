@@ -60,8 +60,10 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
     root = load_project(args.file).root
     code = _deploy_or_report(args)
+    # Snapshot before saying "watching": a change made right after that line must be seen.
+    changes = watch_changes(root)
     err(f"watching {root} for changes (Ctrl-C to stop)")
-    for changed in watch_changes(root):
+    for changed in changes:
         err(f"changed: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
         code = _deploy_or_report(args)
     return code

@@ -109,6 +109,9 @@ def test_history_rollback_and_run_a_version_from_another_machine(
         "k-" + deployed["flow"]]}}})
     assert len(runs) == 1 and runs[0]["state_type"] == "COMPLETED"
     assert runs[0]["labels"]["flowdeck.revision"] == "2"
+    logs = api(server, "POST", "logs/filter", {"logs": {"flow_run_id": {"any_": [runs[0]["id"]]}}})
+    messages = [entry["message"] for entry in logs]
+    assert any("running revision 2" in m for m in messages) and "flowdeck: run completed" in messages
     again = cli.run("run", deployed["name"], "--idempotency-key", "k-" + deployed["flow"], env=other)
     assert again.code == 0 and "not run again" in again.stderr, again.output
     promoted = cli.run("deployment", "promote", deployed["name"], "--to", "2", env=other)
@@ -182,3 +185,17 @@ def test_deploy_all_is_atomic_when_the_server_rejects_one(
     assert api(server, "GET", f"deployments/name/{flow}/new") is None
     history = json.loads(cli.run("deployment", "history", f"{flow}/good", "--json").stdout)
     assert [(v["revision"], v["live"]) for v in history] == [(1, True)]
+
+
+def test_a_deployment_made_by_prefect_runs_with_flowdeck(
+        server: PrefectServer, project: Path, cli: type[CliRunner], uid: str) -> None:
+    """No flowdeck record: the deployment the server holds is what pull and run use (revision 0)."""
+    (project / "flows").mkdir()
+    (project / "flows" / "hello.py").write_text("def hello(name='x'):\n    return 'made by prefect ' + name\n")
+    flow = api(server, "POST", "flows/", {"name": f"native-{uid}"})
+    api(server, "POST", "deployments/", {
+        "name": "d", "flow_id": flow["id"], "entrypoint": "flows/hello.py:hello", "parameters": {"name": "p"},
+        "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(project)}}]})
+    ran = cli.run("run", f"native-{uid}/d")
+    assert ran.code == 0, ran.output
+    assert json.loads(ran.stdout) == "made by prefect p"

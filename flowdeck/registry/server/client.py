@@ -113,7 +113,7 @@ def _explain_422(detail: Any) -> str:
 class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
-    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int = 8,
+    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int = 10,
                  backoff: float = 0.25) -> None:
         config.register_secrets()
         self.config = config

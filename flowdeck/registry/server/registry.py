@@ -56,7 +56,7 @@ def _concurrency(dep: Mapping[str, Any]) -> Any:
 
 
 # A SQLite-backed server answers 503 when many writers queue; a few parallel writers are the sweet spot.
-_WORKERS = 4
+_WORKERS = 2
 
 
 def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[Any], RegistryError | None]:
@@ -166,6 +166,19 @@ class ServerRegistry:
         live_id = pointer.get("artifact_id") if pointer else None
         return [self._version_row(row.name, i + 1, a, live_id) for i, a in enumerate(versions)]
 
+    @staticmethod
+    def _from_deployment(name: str, dep: Mapping[str, Any]) -> VersionRow:
+        """A deployment flowdeck did not record, as revision 0: what the server holds is what runs."""
+        flow, short = _split(name)
+        record = {"name": short, "flow_name": flow, "entrypoint": dep.get("entrypoint"),
+                  "description": dep.get("description"), "parameters": dict(dep.get("parameters") or {}),
+                  "enforce_parameter_schema": bool(dep.get("enforce_parameter_schema")),
+                  "work_pool": {"name": dep.get("work_pool_name"), "work_queue_name": dep.get("work_queue_name"),
+                                "job_variables": dict(dep.get("job_variables") or {})},
+                  "tags": list(dep.get("tags") or []), "pull_steps": list(dep.get("pull_steps") or [])}
+        return VersionRow(name, 0, str(dep.get("version") or ""), "", record, {}, str(dep.get("updated") or ""),
+                          True)
+
     def get_version(self, name: str, version: str | None = None) -> VersionRow:
         """The live version, or one by revision number or label."""
         versions = self.list_versions(name)
@@ -173,6 +186,11 @@ class ServerRegistry:
         if version is None:
             live = [v for v in versions if v.live]
             if not live:
+                # Deployed by `prefect deploy` (or never promoted): the server's deployment is what runs.
+                full = full if "/" in full else self.find_deployment(full).name
+                dep = self._deployment(full)
+                if dep is not None:
+                    return self._from_deployment(full, dep)
                 raise HistoryError(f"deployment '{full}' has no live version recorded by flowdeck on "
                                    f"{self.description}",
                                    hint=f"deploy it with `flowdeck deploy`, or promote one with "
@@ -185,6 +203,12 @@ class ServerRegistry:
         labelled = [v for v in versions if v.label == version]
         if labelled:
             return labelled[-1]
+        if version == "0":
+            # Revision 0: the deployment as the server holds it (one flowdeck did not record).
+            full = full if "/" in full else self.find_deployment(full).name
+            dep = self._deployment(full)
+            if dep is not None:
+                return self._from_deployment(full, dep)
         known = ", ".join(f"{v.revision} ({v.label})" for v in versions) or "(none)"
         raise HistoryError(f"deployment '{full}' has no version '{version}'", hint=f"its versions are: {known}")
 
@@ -241,6 +265,9 @@ class ServerRegistry:
         """The deployment and live pointer of each name, in a few requests whatever the number of names."""
         found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {n: (None, None) for n in names}
         unique = sorted(set(names))
+        if len(unique) == 1:
+            # One deployment: two direct reads beat three batched ones.
+            return {unique[0]: (self._deployment(unique[0]), self._live_pointer(unique[0]))}
         for start in range(0, len(unique), 100):
             chunk = unique[start:start + 100]
             deps: list[dict[str, Any]] = []
@@ -468,6 +495,8 @@ class ServerRegistry:
         run_id = str(run_id)
         if error:
             self._log(run_id, 40, error)
+        else:
+            self._log(run_id, 20, f"flowdeck: run {status}")
         message = error if status != "completed" else "result: " + json.dumps(result, default=str)[:2000]
         self.client.post(f"flow_runs/{run_id}/set_state",
                          {"state": {"type": _STATE.get(status, "FAILED"), "message": redact(message or "")},
