@@ -16,6 +16,7 @@ The pipeline, per deployment (Prefect's order, prefect-behaviour §5.3):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -33,6 +34,7 @@ from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion
 from flowdeck.jsontypes import dumps_sorted
 from flowdeck.paths import cache_dir, home_dir
+from flowdeck.publish import flow_runner, publish_pull_steps, pull_steps_mode, with_runner
 from flowdeck.selection import select_deployments
 from flowdeck.snapshot.pin import snapshots_in_outputs
 from flowdeck.source import format_key_path
@@ -66,6 +68,12 @@ class DeployOptions:
     install_requires: bool = False
     resolver: ReferenceResolver | None = None
     env: Mapping[str, str] | None = None
+    #: ``as-written`` or ``flowdeck`` (see :mod:`flowdeck.publish`); None: the file's ``flowdeck.pull_steps``.
+    pull_steps: str | None = None
+    #: ``prefect`` or ``flowdeck`` (the pool runs ``flowdeck flow-run execute``); None: the file's ``flowdeck.runner``.
+    runner: str | None = None
+    #: The pull steps will be run by Prefect's own runner (a Prefect server): check their templates for it.
+    for_prefect: bool = False
     #: Deployment fields given on the command line (Prefect's ``--pool``, ``--cron`` ...); win over the file.
     overrides: Mapping[str, Any] | None = None
     #: On a Prefect server, create a missing work pool instead of failing.
@@ -223,12 +231,14 @@ def _check_parameters(project: Project, index: int, flow: FlowInfo, parameters: 
 
 def _plan_one(project: Project, index: int, options: DeployOptions, cache: _StepCache | None) -> _Planned:
     raw = project.deployments()[index]
-    dep = _apply_overrides(raw, options)
+    runner = flow_runner(project.data, options.runner, project.locate)
+    dep = with_runner(_apply_overrides(raw, options), runner)
     base = ("deployments", index)
     build = project.section("build", index)
     push = project.section("push", index)
     pull = project.section("pull", index)
     pull_raw = _steps_as_written(pull) if pull.steps is not None else _default_pull(project, build, dep)
+    mode = pull_steps_mode(project.data, options.pull_steps, project.locate)
 
     fields = {k: v for k, v in dep.items() if k not in _NOT_TEMPLATED}
     # Deploy-time phase: variables and the environment (blocks stay references: resolved on the worker).
@@ -245,6 +255,8 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
         "pull": pull_raw,
         "code": "",  # hashed once the entrypoint is known to exist (a wrong root must not hash a whole home)
     }
+    if mode != "as-written":
+        source["pull_steps_mode"] = mode
 
     steps = [*(build.steps or []), *(push.steps or [])]
     outputs = cache.run(steps) if cache is not None else {}
@@ -268,6 +280,8 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
     if dep.get("name") in (None, ""):
         raise DeployError("a deployment name is required", location=project.locate(base),
                           key_path=format_key_path(base), hint="add `name: ...` to the deployment")
+    pull_steps = publish_pull_steps(pull_steps, pull.steps, mode=mode, for_prefect=options.for_prefect,
+                                    rendered=cache is not None, locate=project.locate)
     entrypoint = fields.get("entrypoint")
     if not isinstance(entrypoint, str) or not entrypoint:
         path = (*base, "entrypoint")
@@ -380,6 +394,11 @@ def _dry_run(planned: list[_Planned]) -> list[DeployResult]:
 def deploy(project: Project, options: DeployOptions | None = None) -> list[DeployResult]:
     """Deploy the selected deployments of ``project``; nothing is recorded unless all of them succeed."""
     options = options or DeployOptions()
+    from flowdeck.registry.choose import server_config
+
+    if not options.for_prefect and server_config() is not None:
+        # A Prefect server's workers run the pull steps with Prefect's own runner: publish only what it reads.
+        options = dataclasses.replace(options, for_prefect=True)
     validate_project(project, strict=options.strict).raise_for_errors()
     indices = select_deployments(project, options.names, options.all)
     cache = None if options.dry_run else _StepCache(project, options)

@@ -25,6 +25,7 @@ __all__ = [
     "DeprecatedNameWarning",
     "DiskFullError",
     "DockerError",
+    "FlowRunError",
     "FlowdeckError",
     "FlowdeckWarning",
     "GitError",
@@ -326,6 +327,10 @@ class MissingValueWarning(FlowdeckWarning):
 
 class SecretWarning(FlowdeckWarning):
     """A secret was kept out of what flowdeck stores (a token removed from a URL, say)."""
+
+
+class FlowRunError(FlowdeckError):
+    """A Prefect flow run cannot be executed (no deployment, no entrypoint, no server)."""
 
 
 class RegistryError(FlowdeckError):

@@ -32,7 +32,7 @@ from flowdeck.steps.loader import import_object
 from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
 from flowdeck.templating.references import ReferenceResolver
 
-__all__ = ["PullResult", "RunResult", "pull_deployment", "run_deployment"]
+__all__ = ["PullResult", "RunResult", "pull_deployment", "run_deployment", "run_pull_steps"]
 
 
 @dataclass
@@ -90,26 +90,32 @@ def pull_deployment(
         tempfile.mkdtemp(prefix=f"flowdeck-{row.record.get('name', 'run')}-"))
     target.mkdir(parents=True, exist_ok=True)
     target = target.resolve()
-    raw_steps = row.record.get("pull_steps") or []
+    options = RunOptions(resolver=resolver, strict=strict, install_requires=install_requires, root=target)
+    # The version's snapshots pin its storage pulls to exactly the code it was deployed with.
+    pin = pinned_snapshots(row.record.get("snapshots"), f"{row.deployment} version {row.label}")
+    with _chdir(target), pin:
+        final, outputs = run_pull_steps(row.record.get("pull_steps") or [], options)
+    return PullResult(row.deployment, row.revision, row.label, final, outputs)
+
+
+def run_pull_steps(raw_steps: list[Any], options: RunOptions) -> tuple[Path, dict[str, Any]]:
+    """Run stored pull steps in the current directory; the directory they leave (the last ``directory``
+    output wins, Prefect's rule) and their outputs."""
     steps = []
     for index, item in enumerate(raw_steps):
         entry = parse_step("pull", index, item, ("pull_steps", index), None)
         if entry is not None:
             steps.append(entry)
-    final = target
+    final = Path.cwd()
     records: list[StepRecord] = []
-    options = RunOptions(resolver=resolver, strict=strict, install_requires=install_requires, root=target)
     outputs: dict[str, Any] = {}
-    # The version's snapshots pin its storage pulls to exactly the code it was deployed with.
-    pin = pinned_snapshots(row.record.get("snapshots"), f"{row.deployment} version {row.label}")
-    with _chdir(target), pin:
-        for step in steps:
-            cwd = Path.cwd()
-            outputs = run_steps([step], outputs, options, records)
-            produced = records[-1].output if records else None
-            if produced and produced.get("directory"):
-                final = (cwd / str(produced["directory"])).resolve()
-    return PullResult(row.deployment, row.revision, row.label, final, outputs)
+    for step in steps:
+        cwd = Path.cwd()
+        outputs = run_steps([step], outputs, options, records)
+        produced = records[-1].output if records else None
+        if produced and produced.get("directory"):
+            final = (cwd / str(produced["directory"])).resolve()
+    return final, outputs
 
 
 def merged_parameters(row: VersionRow, param_file: Mapping[str, Any] | None,

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from flowdeck import __version__
 from flowdeck.cli.core import add_core_commands
 from flowdeck.cli.deploy import add_deploy_commands
+from flowdeck.cli.flowrun import add_flow_run_commands
 from flowdeck.cli.output import (
     EXIT_BUG,
     EXIT_INTERRUPTED,
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_commands(sub)
     add_deploy_commands(sub)
     add_storage_commands(sub)
+    add_flow_run_commands(sub)
     add_api_options(sub)
     add_snapshot_commands(sub)
     return parser

@@ -32,7 +32,7 @@ def _deploy_once(args: argparse.Namespace) -> int:
         version=args.version, params={**extra_params, **parse_params(args.param)}, tags=args.tag or None,
         pin_commit=args.pin_commit, strict=args.strict,
         install_requires=args.install_requires, resolver=store_resolver(), overrides=overrides,
-        create_pool=args.create_pool)
+        create_pool=args.create_pool, pull_steps=args.pull_steps, runner=args.runner)
     with stdout_to_stderr(args.json):
         results = deploy(project, options)
     if args.json:
@@ -250,6 +250,13 @@ def add_deploy_commands(sub: Any) -> None:
                    help="pin git_clone steps that clone this project to the commit being deployed")
     p.add_argument("--strict", action="store_true", help="a missing environment variable is an error")
     p.add_argument("--install-requires", action="store_true", help="pip install custom steps' requirements")
+    p.add_argument("--pull-steps", "--steps", dest="pull_steps", choices=("as-written", "flowdeck"), default=None,
+                   help="`flowdeck`: publish built-in pull steps as flowdeck.steps.* so Prefect's own workers run "
+                        "flowdeck's pulls (default: the file's `flowdeck: {pull_steps: ...}`, else as written)")
+    p.add_argument("--runner", choices=("prefect", "flowdeck"), default=None,
+                   help="`flowdeck`: the work pool runs `flowdeck flow-run execute` (job_variables.command) so "
+                        "flowdeck runs the whole flow run (default: the file's `flowdeck: {runner: ...}`, else "
+                        "prefect)")
     from flowdeck.cli.registry import add_prefect_deploy_flags
 
     add_prefect_deploy_flags(p)

@@ -18,7 +18,7 @@ from flowdeck.validation.legacy import DEPLOYMENT_LEGACY, SCHEDULE_LEGACY, TOP_L
 
 __all__ = ["check_schema", "check_semantics", "check_unknown_keys"]
 
-TOP_KEYS = ("prefect-version", "name", "build", "push", "pull", "deployments", "definitions")
+TOP_KEYS = ("prefect-version", "name", "build", "push", "pull", "deployments", "definitions", "flowdeck")
 DEPLOYMENT_KEYS = (
     "name", "version", "version_type", "tags", "description", "schedule", "schedules", "paused",
     "concurrency_limit", "flow_name", "entrypoint", "parameters", "enforce_parameter_schema", "build",
