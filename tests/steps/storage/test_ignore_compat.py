@@ -24,7 +24,7 @@ def test_push_uploads_what_prefect_reincludes_and_skips_bad_lines(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         store.push()
-    assert store.keys("") == sorted(f"flows/{p}" for p in
+    assert store.keys("flows/") == sorted(f"flows/{p}" for p in
                                     (".prefectignore", "build/keep.txt", "flow.py", MANIFEST_NAME))
     messages = {str(w.message) for w in caught if issubclass(w.category, FlowdeckWarning)}
     assert any(m.startswith(".prefectignore:2:1: build/keep.txt is uploaded: Prefect re-includes it") for m in messages)
