@@ -30,6 +30,7 @@ __all__ = [
     "list_deployments",
     "list_runs",
     "list_versions",
+    "pick_version",
     "record_versions",
     "set_live",
 ]
@@ -225,6 +226,16 @@ def get_version(name: str, version: str | None = None) -> VersionRow:
             raise HistoryError(f"deployment '{name}' has no live version",
                                hint=f"promote one with `flowdeck deployment promote {name} --to REVISION`")
         return live[0]
+    found = pick_version(versions, version)
+    if found is not None:
+        return found
+    known = ", ".join(f"{v.revision} ({v.label})" for v in versions)
+    raise HistoryError(f"deployment '{name}' has no version '{version}'", hint=f"its versions are: {known}")
+
+
+def pick_version(versions: Sequence[VersionRow], version: str) -> VersionRow | None:
+    """The version ``version`` names among ``versions``: a revision number (``3``), else a label (the latest
+    with that label); None when it names none of them."""
     if version.isdigit():
         for v in versions:
             if v.revision == int(version):
@@ -232,8 +243,7 @@ def get_version(name: str, version: str | None = None) -> VersionRow:
     labelled = [v for v in versions if v.label == version]
     if labelled:
         return labelled[-1]
-    known = ", ".join(f"{v.revision} ({v.label})" for v in versions)
-    raise HistoryError(f"deployment '{name}' has no version '{version}'", hint=f"its versions are: {known}")
+    return None
 
 
 def record_versions(pending: Sequence[PendingVersion]) -> list[RecordOutcome]:

@@ -281,14 +281,15 @@ def _spans(text: str) -> list[tuple[int, int]]:
     return merged
 
 
-def _mask(text: str, spans: list[tuple[int, int]]) -> str:
+def _replace(text: str, spans: list[tuple[int, int]], by: str) -> str:
+    """``text`` with each of the sorted, disjoint ``spans`` replaced by ``by``."""
     if not spans:
         return text
     parts: list[str] = []
     position = 0
     for start, end in spans:
         parts.append(text[position:start])
-        parts.append(MASK)
+        parts.append(by)
         position = end
     parts.append(text[position:])
     return "".join(parts)
@@ -338,22 +339,14 @@ def redact_url(text: str) -> str:
         scheme = text[scheme_start:start - 3].lower()
         if complete and (scheme.rsplit("+", 1)[-1] in ("http", "https") or ":" in text[start:end]):
             spans.append((start, end))
-    if not spans:
-        return text
-    parts: list[str] = []
-    position = 0
-    for start, end in spans:
-        parts.append(text[position:start])
-        position = end
-    parts.append(text[position:])
-    return "".join(parts)
+    return _replace(text, spans, "")
 
 
 def redact(text: str) -> str:
     """Mask every registered secret (in all its shapes) and every URL userinfo in ``text``."""
     if not text:
         return text
-    return redact_url(_mask(text, _spans(text)))
+    return redact_url(_replace(text, _spans(text), MASK))
 
 
 #: What deploy calls it: the same rule keeps credentials out of stored records.

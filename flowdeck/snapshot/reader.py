@@ -14,11 +14,12 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from flowdeck.errors import StorageError
 from flowdeck.paths import cache_dir
@@ -264,29 +265,20 @@ class SnapshotSource:
         stream = _Stream(pieces)
         decompressor = zstd().ZstdDecompressor()
         position, written = start, 0
+
+        def read_frame(offset: int, clen: int) -> bytes:
+            nonlocal position
+            stream.read(offset - position)  # a gap between two needed contents
+            frame = stream.read(clen)
+            position = offset + clen
+            if len(frame) != clen:
+                raise self._corrupt(pack, f"it ends before offset {offset + clen}")
+            return frame
+
         try:
             for sha, chunks in members:
                 rels = need[sha]
-                first = staging / rels[0]
-                first.parent.mkdir(parents=True, exist_ok=True)
-                digest = hashlib.sha256()
-                with open(first, "wb") as out:
-                    for offset, clen, ulen in chunks:
-                        stream.read(offset - position)  # a gap between two needed contents
-                        frame = stream.read(clen)
-                        position = offset + clen
-                        if len(frame) != clen:
-                            raise self._corrupt(pack, f"it ends before offset {offset + clen}")
-                        try:
-                            data = decompressor.decompress(frame, max_output_size=ulen)
-                        except zstd().ZstdError as exc:
-                            raise self._corrupt(pack, f"a frame does not decompress ({exc})") from None
-                        if len(data) != ulen:
-                            raise self._corrupt(pack, "a frame has the wrong length")
-                        digest.update(data)
-                        out.write(data)
-                if digest.hexdigest() != sha:
-                    raise self._corrupt(pack, f"{rels[0]} does not match its sha256")
+                first = self._write_content(pack, sha, chunks, staging, rels[0], decompressor, read_frame)
                 cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
                 written += len(rels)
@@ -351,30 +343,49 @@ class SnapshotSource:
         decompressor = zstd().ZstdDecompressor()
         written = 0
         with open(source, "rb") as region:
+
+            def read_frame(offset: int, clen: int) -> bytes:
+                region.seek(offset - start)
+                return region.read(clen)
+
             for sha, chunks in members:
                 rels = need[sha]
-                first = staging / rels[0]
-                first.parent.mkdir(parents=True, exist_ok=True)
-                digest = hashlib.sha256()
-                with open(first, "wb") as out:
-                    for offset, clen, ulen in chunks:
-                        region.seek(offset - start)
-                        frame = region.read(clen)
-                        try:
-                            data = decompressor.decompress(frame, max_output_size=ulen)
-                        except zstd().ZstdError as exc:
-                            raise self._corrupt(pack, f"a frame does not decompress ({exc})") from None
-                        if len(data) != ulen:
-                            raise self._corrupt(pack, "a frame has the wrong length")
-                        digest.update(data)
-                        out.write(data)
-                if digest.hexdigest() != sha:
-                    raise self._corrupt(pack, f"{rels[0]} does not match its sha256")
+                first = self._write_content(pack, sha, chunks, staging, rels[0], decompressor, read_frame)
                 if cache is not None:
                     cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
                 written += len(rels)
         return written
+
+    def _write_content(
+        self,
+        pack: str,
+        sha: str,
+        chunks: list[Chunk],
+        staging: Path,
+        rel: str,
+        decompressor: Any,
+        read_frame: Callable[[int, int], bytes],
+    ) -> Path:
+        """Decompress content ``sha``'s frames (``read_frame(offset, clen)`` gives each frame's bytes) into the
+        staged file ``rel``, checking each frame's length and the whole file's sha256; returns that file."""
+        first = staging / rel
+        first.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        with open(first, "wb") as out:
+            for offset, clen, ulen in chunks:
+                frame = read_frame(offset, clen)
+                try:
+                    data = decompressor.decompress(frame, max_output_size=ulen)
+                except zstd().ZstdError as exc:
+                    raise self._corrupt(pack, f"a frame does not decompress ({exc})") from None
+                if len(data) != ulen:
+                    raise self._corrupt(pack, "a frame has the wrong length")
+                digest.update(data)
+                out.write(data)
+        if digest.hexdigest() != sha:
+            raise self._corrupt(pack, f"{rel} does not match its sha256")
+        return first
 
     def _corrupt(self, pack: str, why: str) -> StorageError:
         return StorageError(

@@ -24,7 +24,7 @@ from typing import Any
 from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
 from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
 from flowdeck.errors import HistoryError, RegistryError, RegistryNotFound, StoreError
-from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
+from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow, pick_version
 from flowdeck.redact import redact, register_secret
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
@@ -197,13 +197,9 @@ class ServerRegistry:
                                    hint=f"deploy it with `flowdeck deploy`, or promote one with "
                                         f"`flowdeck deployment promote {full} --to REVISION`")
             return live[0]
-        if version.isdigit():
-            for v in versions:
-                if v.revision == int(version):
-                    return v
-        labelled = [v for v in versions if v.label == version]
-        if labelled:
-            return labelled[-1]
+        found = pick_version(versions, version)
+        if found is not None:
+            return found
         if version == "0":
             # Revision 0: the deployment as the server holds it (one flowdeck did not record).
             full = full if "/" in full else self.find_deployment(full).name
