@@ -60,14 +60,20 @@ def pull_steps_mode(data: Mapping[str, Any], option: str | None,
         if option not in PULL_STEP_MODES:
             raise DeployError(f"unknown pull steps mode '{option}'", hint=f"use one of: {', '.join(PULL_STEP_MODES)}")
         return option
+    return _file_setting(data, "pull_steps", PULL_STEP_MODES, "as-written", "pull steps mode", locate)
+
+
+def _file_setting(data: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str, what: str,
+                  locate: Callable[[KeyPath], Location | None] | None) -> str:
+    """``flowdeck: {key: ...}`` in prefect.yaml, one of ``choices`` (``default`` when absent)."""
     section = data.get("flowdeck")
-    value = section.get("pull_steps") if isinstance(section, Mapping) else None
+    value = section.get(key) if isinstance(section, Mapping) else None
     if value is None:
-        return "as-written"
-    if value not in PULL_STEP_MODES:
-        path = ("flowdeck", "pull_steps")
-        raise DeployError(f"unknown pull steps mode '{value}'", location=locate(path) if locate else None,
-                          key_path=format_key_path(path), hint=f"use one of: {', '.join(PULL_STEP_MODES)}")
+        return default
+    if value not in choices:
+        path = ("flowdeck", key)
+        raise DeployError(f"unknown {what} '{value}'", location=locate(path) if locate else None,
+                          key_path=format_key_path(path), hint=f"use one of: {', '.join(choices)}")
     return str(value)
 
 
@@ -81,15 +87,7 @@ def flow_runner(data: Mapping[str, Any], option: str | None,
     """Who runs the flow runs: ``prefect`` (the pool's command) or ``flowdeck`` (``flowdeck flow-run execute``)."""
     if option is not None:
         return option
-    section = data.get("flowdeck")
-    value = section.get("runner") if isinstance(section, Mapping) else None
-    if value is None:
-        return "prefect"
-    if value not in RUNNERS:
-        path = ("flowdeck", "runner")
-        raise DeployError(f"unknown runner '{value}'", location=locate(path) if locate else None,
-                          key_path=format_key_path(path), hint=f"use one of: {', '.join(RUNNERS)}")
-    return str(value)
+    return _file_setting(data, "runner", RUNNERS, "prefect", "runner", locate)
 
 
 def with_runner(deployment: dict[str, Any], runner: str) -> dict[str, Any]:
