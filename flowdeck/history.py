@@ -16,6 +16,7 @@ from typing import Any
 from flowdeck.errors import HistoryError, StoreRowError
 from flowdeck.jsontypes import describe, dumps_sorted
 from flowdeck.redact import redact, redact_value
+from flowdeck.snapshot.refs import SnapshotRef, refs_in_record
 from flowdeck.store import db_path, decode_json, open_store, transaction
 from flowdeck.suggest import did_you_mean
 
@@ -33,6 +34,7 @@ __all__ = [
     "pick_version",
     "record_versions",
     "set_live",
+    "snapshot_references",
 ]
 
 
@@ -215,6 +217,23 @@ def list_versions(name: str) -> list[VersionRow]:
         assert conn is not None
         rows = conn.execute(_VERSION_SELECT + " ORDER BY revision", (dep.name,)).fetchall()
     return [_version_row(r, dep.live_revision) for r in rows]
+
+
+def snapshot_references() -> list[SnapshotRef]:
+    """Every snapshot any version of any deployment names, in one read (``snapshot ls / show / gc``).
+
+    A damaged record is an error, not an empty list: gc must not delete what it cannot rule out.
+    """
+    with open_store(create=False) as conn:
+        rows = [] if conn is None else conn.execute(
+            "SELECT deployment, revision, label, record FROM versions ORDER BY deployment, revision").fetchall()
+    found: list[SnapshotRef] = []
+    for deployment, revision, label, raw in rows:
+        record = decode_json(raw, entry=f"revision {revision} of deployment {deployment} (record)",
+                             remedy=f"remove the deployment with `flowdeck deployment rm {deployment}` and deploy "
+                                    "it again", shape=dict)
+        found.extend(refs_in_record(str(deployment), str(label), record))
+    return found
 
 
 def get_version(name: str, version: str | None = None) -> VersionRow:

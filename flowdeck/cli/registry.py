@@ -1,7 +1,7 @@
 """Command-line options for the shared registry, and Prefect's ``deploy`` flags as CI scripts write them.
 
 ``--api URL`` is added to every command that reads or writes the registry (``deploy``, ``deployment``,
-``pull``, ``run``, ``block``, ``variable``); :func:`apply_registry_args` hands it to
+``pull``, ``run``, ``block``, ``variable``, ``snapshot``); :func:`apply_registry_args` hands it to
 :func:`flowdeck.registry.use_api`. :func:`add_prefect_deploy_flags` adds the ``prefect deploy`` flags flowdeck
 did not have yet (``--pool/-p``, ``--cron`` ...) and :func:`deploy_overrides` turns them into deployment fields.
 """
@@ -17,7 +17,7 @@ from flowdeck.errors import UsageError
 
 __all__ = ["add_api_options", "add_prefect_deploy_flags", "apply_registry_args", "deploy_overrides"]
 
-REGISTRY_COMMANDS = ("deploy", "deployment", "pull", "run", "block", "variable")
+REGISTRY_COMMANDS = ("deploy", "deployment", "pull", "run", "block", "variable", "snapshot")
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

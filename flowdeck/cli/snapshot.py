@@ -1,4 +1,5 @@
-"""`snapshot ls / show / gc`: the code snapshots of one storage location."""
+"""`snapshot ls / show / gc`: the code snapshots of one storage location, and the versions (in flowdeck's
+store and on the configured Prefect server) that use them."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ def _location(args: argparse.Namespace) -> Any:
 
     credentials = None
     if args.credentials:
-        from flowdeck.block_store import find_block, parse_ref
+        from flowdeck.block_store import parse_ref
+        from flowdeck.registry import current
 
         type_slug, name = parse_ref(args.credentials)
-        block = find_block(type_slug, name)
+        # Where `flowdeck block` keeps blocks: the configured server's, else flowdeck's store.
+        block = current().find_block(type_slug, name)
         if block is None:
             raise UsageError(f"no block {args.credentials!r}", hint="`flowdeck block ls` lists the blocks")
         credentials = block.data
@@ -102,6 +105,7 @@ def _cmd_gc(args: argparse.Namespace) -> int:
         f"{verb} {len(result.snapshots)} snapshots and {len(result.packs)} packs ({_size(result.bytes)}); "
         f"kept {result.kept_snapshots} snapshots and {result.kept_packs} packs, in {time.monotonic() - started:.2f}s"
     )
+    out(f"versions read from {' and '.join(result.consulted)}")
     return EXIT_OK
 
 
@@ -133,8 +137,10 @@ def add_snapshot_commands(sub: Any) -> None:
     p = ssub.add_parser(
         "gc",
         help="delete snapshots no version uses, and packs no snapshot needs",
-        description="Deletes what no version in the local store references and is older than "
-        "the grace period; safe while another deploy runs.",
+        description="Deletes what no version references and is older than the grace period; safe while "
+        "another deploy runs. The versions are read from flowdeck's store and, when one is configured "
+        "(--api, FLOWDECK_API_URL, PREFECT_API_URL), from the Prefect server too; if either cannot be read, "
+        "gc deletes nothing.",
     )
     location(p)
     p.add_argument(

@@ -3,10 +3,10 @@
 Two implementations exist: :class:`~flowdeck.registry.embedded.EmbeddedRegistry` (the SQLite store under
 ``FLOWDECK_HOME``, the default) and :class:`~flowdeck.registry.server.registry.ServerRegistry` (a Prefect
 server or Prefect Cloud). :func:`flowdeck.registry.choose.current` picks one; ``deploy``, ``history``,
-``pull``, ``run``, ``block`` and ``variable`` code only ever sees this interface.
+``pull``, ``run``, ``block``, ``variable`` and ``snapshot`` code only ever sees this interface.
 
-The value types are those of :mod:`flowdeck.history`, :mod:`flowdeck.block_store` and
-:mod:`flowdeck.variables`, re-exported here so an implementation needs nothing else.
+The value types are those of :mod:`flowdeck.history`, :mod:`flowdeck.block_store`, :mod:`flowdeck.variables`
+and :mod:`flowdeck.snapshot.refs`, re-exported here so an implementation needs nothing else.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 from flowdeck.block_store import BlockRecord
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
 from flowdeck.runlogs import RunLog
+from flowdeck.snapshot.refs import SnapshotRef
 from flowdeck.variables import Variable
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "Registry",
     "RunLog",
     "RunRow",
+    "SnapshotRef",
     "Variable",
     "VersionRow",
 ]
@@ -67,6 +69,13 @@ class Registry(Protocol):
 
     def delete_deployment(self, name: str) -> str:
         """Remove a deployment and its versions; return its full name."""
+        ...
+
+    def snapshot_references(self) -> list[SnapshotRef]:
+        """Every snapshot that any version of any deployment names, read in a few requests.
+
+        Complete or an error, never partial: ``snapshot gc`` deletes what is not in this list.
+        """
         ...
 
     # ------------------------------------------------------------------------------------------ runs

@@ -13,6 +13,7 @@ from flowdeck import block_store, history, variables
 from flowdeck.block_store import BlockRecord
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
 from flowdeck.runlogs import RunLog
+from flowdeck.snapshot.refs import SnapshotRef
 from flowdeck.variables import Variable
 
 __all__ = ["EmbeddedRegistry"]
@@ -53,6 +54,10 @@ class EmbeddedRegistry:
     def delete_deployment(self, name: str) -> str:
         """See :class:`~flowdeck.registry.base.Registry`."""
         return history.delete_deployment(name)
+
+    def snapshot_references(self) -> list[SnapshotRef]:
+        """See :class:`~flowdeck.registry.base.Registry`."""
+        return history.snapshot_references()
 
     def start_run(self, deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
                   idempotency_key: str | None) -> tuple[RunRow, bool]:

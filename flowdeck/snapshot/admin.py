@@ -1,14 +1,18 @@
 """List, show and garbage-collect the snapshots of one storage location (``flowdeck snapshot ...``).
 
 A location is a push step's folder as a URL: ``s3://bucket/folder``, ``az://container/folder`` or
-``gs://bucket/folder``. Versions reference snapshots through their records in the local store.
+``gs://bucket/folder``. Versions reference snapshots through their records, wherever those are kept: in
+flowdeck's store and, when one is configured (``--api``, ``FLOWDECK_API_URL``, ``PREFECT_API_URL``), on the
+Prefect server. Both are read (:func:`version_registries`); if either cannot be read completely, ``ls``,
+``show`` and ``gc`` fail and gc deletes nothing.
 
 ``gc`` deletes snapshot manifests that no version references, that are not the location's HEAD and that are
 older than the grace period, then the packs no remaining manifest names and older than the grace period.
-It is safe while a deploy runs: everything a running push writes is younger than the grace period; the
-snapshots are listed again just before packs are deleted, so a manifest written meanwhile keeps its packs;
-and a push checks after writing its manifest that every pack it reused still exists (failing, so that no
-version is recorded, if a gc removed one).
+It is safe while a deploy runs: a push writes (or rewrites) its manifest before the deploy records the
+version naming it, on the store or the server, so until then that manifest is younger than the grace period;
+the snapshots are listed again just before anything is deleted, so a manifest rewritten meanwhile is kept
+and a manifest written meanwhile keeps its packs; and a push checks after writing its manifest that every
+pack it reused still exists (failing, so that no version is recorded, if a gc removed one).
 """
 
 from __future__ import annotations
@@ -16,16 +20,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowdeck.errors import StorageError
+from flowdeck.errors import FlowdeckError, RegistryError, StorageError
 from flowdeck.snapshot.layout import SnapshotManifest, is_id, snapshot_root
 from flowdeck.snapshot.reader import load_snapshot
 from flowdeck.steps.storage.remote import Remote, RemoteObject, normalise_folder
 from flowdeck.steps.storage.transfer import DEFAULT_WORKERS, with_retries
+
+if TYPE_CHECKING:
+    from flowdeck.registry.base import Registry
 
 __all__ = [
     "GcResult",
@@ -36,6 +43,7 @@ __all__ = [
     "open_location",
     "referencing_versions",
     "show_snapshot",
+    "version_registries",
 ]
 
 DEFAULT_GRACE = 3600.0
@@ -81,16 +89,40 @@ def open_location(url: str, credentials: Mapping[str, Any] | None = None, endpoi
     return Location(GcsRemote(name, creds, None, DEFAULT_WORKERS), normalise_folder(folder))
 
 
-def referencing_versions(location: str) -> dict[str, list[str]]:
-    """snapshot id -> the versions (``deployment version label``) in the local store that name it here."""
-    from flowdeck.history import list_deployments, list_versions
+def version_registries() -> list[Registry]:
+    """Where versions that may name snapshots are kept: flowdeck's store, and the configured Prefect server.
 
+    Both, not only the one other commands use: versions deployed to the store before a team moved to a
+    server still pin their snapshots there.
+    """
+    from flowdeck.registry.choose import current
+    from flowdeck.registry.embedded import EmbeddedRegistry
+
+    chosen = current()
+    return [chosen] if isinstance(chosen, EmbeddedRegistry) else [EmbeddedRegistry(), chosen]
+
+
+def referencing_versions(
+    location: str, registries: Sequence[Registry] | None = None, *, consequence: str = ""
+) -> dict[str, list[str]]:
+    """snapshot id -> the versions (``deployment label``) that name it at ``location``, in every registry.
+
+    A registry that cannot be read completely is an error (``consequence`` is added to its message):
+    what it holds is unknown, so nothing may be treated as unreferenced.
+    """
     found: dict[str, list[str]] = {}
-    for dep in list_deployments():
-        for row in list_versions(dep.name):
-            for item in row.record.get("snapshots") or []:
-                if isinstance(item, Mapping) and item.get("location") == location and is_id(str(item.get("id"))):
-                    found.setdefault(str(item["id"]), []).append(f"{row.deployment} {row.label}")
+    for registry in version_registries() if registries is None else registries:
+        try:
+            refs = registry.snapshot_references()
+        except FlowdeckError as exc:
+            raise RegistryError(
+                f"cannot tell which versions on {registry.description} use the snapshots of {location}"
+                f"{consequence}: {exc.message}",
+                hint=exc.hint or "fix that, then run the command again",
+            ) from exc
+        for ref in refs:
+            if ref.location == location and ref.version not in found.get(ref.id, []):
+                found.setdefault(ref.id, []).append(ref.version)
     return found
 
 
@@ -138,11 +170,12 @@ def _load_many(location: Location, ids: list[str]) -> dict[str, SnapshotManifest
         return dict(pool.map(one, ids))
 
 
-def list_snapshots(location: Location) -> list[SnapshotInfo]:
-    """Every snapshot of the location, oldest first, with the versions that use it."""
+def list_snapshots(location: Location, registries: Sequence[Registry] | None = None) -> list[SnapshotInfo]:
+    """Every snapshot of the location, oldest first, with the versions (in ``registries``, by default
+    :func:`version_registries`) that use it."""
+    versions = referencing_versions(location.url, registries)
     objects = _snapshot_objects(location)
     manifests = _load_many(location, sorted(objects))
-    versions = referencing_versions(location.url)
     head = _head(location)
     infos = []
     for sid, obj in objects.items():
@@ -162,7 +195,9 @@ def list_snapshots(location: Location) -> list[SnapshotInfo]:
     return sorted(infos, key=lambda i: (i.created, i.id))
 
 
-def show_snapshot(location: Location, sid: str) -> tuple[SnapshotManifest, list[str]]:
+def show_snapshot(
+    location: Location, sid: str, registries: Sequence[Registry] | None = None
+) -> tuple[SnapshotManifest, list[str]]:
     """One snapshot's manifest (verified) and the versions that use it; a unique id prefix is enough."""
     if not is_id(sid):
         matches = [s for s in _snapshot_objects(location) if s.startswith(sid)]
@@ -173,7 +208,7 @@ def show_snapshot(location: Location, sid: str) -> tuple[SnapshotManifest, list[
             )
         sid = matches[0]
     manifest = load_snapshot(location.remote, location.prefix, sid, f"snapshot {sid[:12]}…")
-    return manifest, referencing_versions(location.url).get(sid, [])
+    return manifest, referencing_versions(location.url, registries).get(sid, [])
 
 
 @dataclass
@@ -185,17 +220,29 @@ class GcResult:
     bytes: int = 0
     kept_snapshots: int = 0
     kept_packs: int = 0
+    #: Where the versions whose references were honoured were read (registry descriptions).
+    consulted: list[str] = field(default_factory=list)
 
 
-def collect_garbage(location: Location, *, grace: float = DEFAULT_GRACE, dry_run: bool = False) -> GcResult:
-    """Delete unreferenced snapshots and packs older than ``grace`` seconds (see the module docstring)."""
+def collect_garbage(
+    location: Location,
+    *,
+    grace: float = DEFAULT_GRACE,
+    dry_run: bool = False,
+    registries: Sequence[Registry] | None = None,
+) -> GcResult:
+    """Delete snapshots no version in ``registries`` (by default :func:`version_registries`) references, and
+    packs no kept snapshot needs, older than ``grace`` seconds (see the module docstring)."""
     remote, root = location.remote, snapshot_root(location.prefix)
     now = time.time()
 
     def young(obj: RemoteObject) -> bool:
         return obj.modified is None or now - obj.modified < grace
 
-    referenced = set(referencing_versions(location.url))
+    # The references first: a version recorded after this read names a manifest its push has just
+    # (re)written, which the listing below sees as younger than the grace period.
+    registries = version_registries() if registries is None else registries
+    referenced = set(referencing_versions(location.url, registries, consequence=", so gc deleted nothing"))
     head = _head(location)
     objects = _snapshot_objects(location)
     doomed = sorted(s for s, o in objects.items() if s not in referenced and s != head and not young(o))
@@ -216,8 +263,12 @@ def collect_garbage(location: Location, *, grace: float = DEFAULT_GRACE, dry_run
     candidates = [
         n for n in candidates if all(not young(packs[f"{n}.{ext}"]) for ext in ("pack", "idx") if f"{n}.{ext}" in packs)
     ]
-    # Snapshots written since the first listing (a deploy running now) keep their packs.
-    for sid in set(_snapshot_objects(location)) - set(objects):
+    relisted = _snapshot_objects(location)
+    # A doomed manifest rewritten since the first listing is being pushed again by a running deploy: keep it.
+    rewritten = {s for s in doomed if s in relisted and relisted[s].modified != objects[s].modified}
+    doomed = [s for s in doomed if s in relisted and s not in rewritten]
+    # Snapshots written since the first listing (a deploy running now), or rewritten, keep their packs.
+    for sid in sorted((set(relisted) - set(objects)) | rewritten):
         later = _load_many(location, [sid]).get(sid)
         if later is None:
             candidates = []  # cannot tell what it needs: keep every pack this time
@@ -228,8 +279,9 @@ def collect_garbage(location: Location, *, grace: float = DEFAULT_GRACE, dry_run
         snapshots=doomed,
         packs=candidates,
         bytes=sum(packs[f"{n}.pack"].size for n in candidates if f"{n}.pack" in packs),
-        kept_snapshots=len(kept),
+        kept_snapshots=len(kept) + len(rewritten),
         kept_packs=len({n.rsplit(".", 1)[0] for n in packs}) - len(candidates),
+        consulted=[r.description for r in registries],
     )
     if dry_run:
         return result

@@ -28,13 +28,15 @@ from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRo
 from flowdeck.redact import redact, register_secret
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
+from flowdeck.registry.server.scan import VERSION_TYPE, every_version_artifact
 from flowdeck.runlogs import RunLog
+from flowdeck.snapshot.refs import SnapshotRef, refs_in_record
 from flowdeck.suggest import did_you_mean
 from flowdeck.variables import Variable, _check_name
 
 __all__ = ["ServerRegistry"]
 
-_ARTIFACT_TYPE = "flowdeck-version"
+_ARTIFACT_TYPE = VERSION_TYPE
 _STATUS = {"RUNNING": "running", "COMPLETED": "completed", "FAILED": "failed", "CRASHED": "failed",
            "CANCELLED": "cancelled", "CANCELLING": "cancelled", "PENDING": "running", "SCHEDULED": "scheduled",
            "PAUSED": "paused"}
@@ -437,6 +439,17 @@ class ServerRegistry:
             for art in self.client.post("artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "limit": 200}):
                 self.client.delete(f"artifacts/{art['id']}")
         return row.name
+
+    def snapshot_references(self) -> list[SnapshotRef]:
+        """The snapshots named by every version record on the server: one paginated read of all of them
+        (not one per deployment), complete or a RegistryError."""
+        found: list[SnapshotRef] = []
+        for art in every_version_artifact(self.client):
+            data = art.get("data")
+            if isinstance(data, dict) and isinstance(data.get("record"), dict):
+                found.extend(refs_in_record(str(data.get("deployment") or art.get("key")),
+                                            str(data.get("label", "")), data["record"]))
+        return sorted(found)
 
     # ---------------------------------------------------------------------------------------- runs
 
