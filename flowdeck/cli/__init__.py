@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_deploy_commands(sub)
     add_storage_commands(sub)
     add_flow_run_commands(sub)
-    add_api_options(sub)
     add_snapshot_commands(sub)
+    add_api_options(sub)  # last: it adds --api to the registry commands defined above
     return parser
 
 
