@@ -261,6 +261,21 @@ def test_a_damaged_row_is_a_clear_error_naming_the_entry_never_its_value(
             assert "damaged entry" not in run_cli(*argv).stderr
 
 
+def test_snapshot_gc_deletes_nothing_when_a_version_record_is_damaged() -> None:
+    """A record gc cannot read might name any snapshot: gc stops before it lists (or deletes) anything."""
+    _seed_rows()
+    _damage("UPDATE versions SET record = ?", "{" + SENTINEL)
+    # A closed loopback port: were gc to go on, it could not reach any store.
+    result = run_cli("snapshot", "gc", "s3://b/flows", "--grace", "0s", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.code == 1, result.output
+    assert result.stderr.startswith(
+        f"error: cannot tell which versions on flowdeck's store at {store.db_path()} use the snapshots of "
+        f"s3://b/flows/, so gc deleted nothing: the store {store.db_path()} holds a damaged entry: revision 1 of "
+        "deployment f/d (record) is not valid JSON"), result.stderr
+    assert "hint: remove the deployment with `flowdeck deployment rm f/d`" in result.stderr
+    assert SENTINEL not in result.output
+
+
 _WRITER = textwrap.dedent("""
     import sys, time
     from flowdeck.block_store import save_block
