@@ -20,12 +20,11 @@ from flowdeck.deploy import DeployOptions, deploy
 from flowdeck.registry import current
 from flowdeck.registry.embedded import EmbeddedRegistry
 from flowdeck.registry.server.registry import ServerRegistry
-from flowdeck.registry.server.scan import PAGE
+from flowdeck.registry.server.scan import PAGE, every_version_artifact
 from flowdeck.resolver import default_resolver
 from flowdeck.steps.storage.s3 import push_to_s3
 from flowdeck.worker import pull_deployment
 from tests.conftest import CliRunner, write_tree
-from tests.registry.test_server_deploy import api
 from tests.servers.prefect import PrefectServer
 from tests.servers.process import free_port, unavailable
 from tests.servers.s3 import S3Server, start_moto, start_seaweedfs
@@ -181,37 +180,91 @@ def test_gc_deletes_nothing_when_the_server_cannot_be_read(
     assert _manifests(moto, bucket) == before - {old}
 
 
-def test_references_are_read_in_a_few_paginated_requests(server: PrefectServer, uid: str) -> None:
+class _Records:
+    """Version records written straight to the server: more than one page, over seven deployments."""
+
+    def __init__(self, server: PrefectServer, uid: str) -> None:
+        user, password = server.auth_string.split(":", 1)
+        self.http = httpx.Client(base_url=server.url + "/", auth=(user, password), trust_env=False)
+        token = self.http.get("csrf-token", params={"client": "tests"}).json()["token"]
+        self.http.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "tests"})
+        self.uid = uid
+        self.location = f"s3://refs-{uid}/flows"
+        self.ids = [f"{n:064x}" for n in range(PAGE + 5)]
+        self.artifacts = [self.http.post("artifacts/", json={
+            "key": f"flowdeck-refs-{uid}-{n % 7}", "type": "flowdeck-version",
+            "data": {"flowdeck": 1, "deployment": f"refs-{uid}/d{n % 7}", "label": f"v{n}",
+                     "record": {"snapshots": [{"location": self.location, "id": sid}]}}}).json()["id"]
+            for n, sid in enumerate(self.ids)]
+
+    def every_id(self) -> set[str]:
+        """The ids of every version record on the server, read directly (nothing changes meanwhile)."""
+        found: set[str] = set()
+        while True:
+            page = self.http.post("artifacts/filter", json={
+                "artifacts": {"type": {"any_": ["flowdeck-version"]}}, "limit": PAGE, "offset": len(found)}).json()
+            found.update(a["id"] for a in page)
+            if len(page) < PAGE:
+                return found
+
+    def delete(self, artifact_id: str) -> None:
+        self.http.delete(f"artifacts/{artifact_id}").raise_for_status()
+
+
+@pytest.fixture
+def records(server: PrefectServer, uid: str) -> Iterator[_Records]:
+    made = _Records(server, uid)
+    yield made
+    for art in made.artifacts:
+        made.http.delete(f"artifacts/{art}")
+    made.http.close()
+
+
+def _warm(registry: ServerRegistry) -> int:
+    # The version check and the CSRF handshake come once per client: not part of the reads measured.
+    registry.client.post("artifacts/count", {})
+    return registry.client.requests
+
+
+def test_references_are_read_in_a_few_paginated_requests(records: _Records) -> None:
     """More version records than one page holds, of many deployments: every reference, in a few requests."""
-    location = f"s3://refs-{uid}/flows"
-    ids = [f"{n:064x}" for n in range(PAGE + 5)]
-    user, password = server.auth_string.split(":", 1)
-    with httpx.Client(base_url=server.url + "/", auth=(user, password), trust_env=False) as client:
-        token = client.get("csrf-token", params={"client": "tests"}).json()["token"]
-        client.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "tests"})
-        created = [
-            client.post("artifacts/", json={
-                "key": f"flowdeck-refs-{uid}-{n % 7}", "type": "flowdeck-version",
-                "data": {"flowdeck": 1, "deployment": f"refs-{uid}/d{n % 7}", "label": f"v{n}",
-                         "record": {"snapshots": [{"location": location, "id": sid}]}}}).json()["id"]
-            for n, sid in enumerate(ids)
-        ]
-    try:
-        registry = current()
-        assert isinstance(registry, ServerRegistry)
-        # The version check and the CSRF handshake come once per client: not part of the read measured.
-        registry.client.post("artifacts/count", {})
-        sent = registry.client.requests
-        refs = [r for r in registry.snapshot_references() if r.location == location]
-        requests = registry.client.requests - sent
-        assert sorted(r.id for r in refs) == ids
-        assert {r.version for r in refs if r.id == ids[8]} == {f"refs-{uid}/d1 v8"}
-        # Two counts around the pages; the other tests' records may add a page.
-        total = int(api(server, "POST", "artifacts/count", {"artifacts": {"type": {"any_": ["flowdeck-version"]}}}))
-        assert requests == 2 + total // PAGE + 1
-        print(f"{len(refs)} references ({total} version records on the server) read in {requests} requests")
-    finally:
-        with httpx.Client(base_url=server.url + "/", auth=(user, password), trust_env=False) as client:
-            client.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "tests"})
-            for art in created:
-                client.delete(f"artifacts/{art}")
+    registry = current()
+    assert isinstance(registry, ServerRegistry)
+    sent = _warm(registry)
+    refs = [r for r in registry.snapshot_references() if r.location == records.location]
+    requests = registry.client.requests - sent
+    assert sorted(r.id for r in refs) == records.ids
+    assert {r.version for r in refs if r.id == records.ids[8]} == {f"refs-{records.uid}/d1 v8"}
+    # Two counts around the pages; the other tests' records may add a page.
+    total = len(records.every_id())
+    assert requests == 2 + total // PAGE + 1
+    print(f"{len(refs)} references ({total} version records on the server) read in {requests} requests")
+
+
+def test_a_record_removed_during_the_read_makes_it_read_again(
+    records: _Records, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record removed after the first page was read shifts the next page by one: offset pages would miss a
+    record that never changed. The counts differ, so the whole read is done again."""
+    registry = current()
+    assert isinstance(registry, ServerRegistry)
+    client = registry.client
+    real_post = client.post
+    removed: list[str] = []
+
+    def post(path: str, body: Any = None, **kw: Any) -> Any:
+        answer = real_post(path, body, **kw)
+        if path == "artifacts/filter" and not removed:
+            # Another machine runs `deployment rm` right after the first page was read.
+            removed.append(next(a["id"] for a in answer if a["id"] in records.artifacts))
+            records.delete(removed[0])
+        return answer
+
+    monkeypatch.setattr(client, "post", post)
+    sent = _warm(registry)
+    ids = {str(a["id"]) for a in every_version_artifact(client)}
+    requests = client.requests - sent
+    assert removed and removed[0] not in ids
+    assert ids == records.every_id()
+    pages = len(ids) // PAGE + 1
+    assert requests == 2 * (2 + pages)  # two passes: the first one's counts disagreed
