@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -141,8 +141,21 @@ def _pull(deployment: dict[str, Any], shipper: LogShipper) -> Path:
     shipper.log("flowdeck.flow_run", logging.INFO, f"Running {len(steps)} pull step(s) with flowdeck")
     # Like Prefect's runner, a custom step whose import fails gets its `requires:` installed (built-ins never).
     options = RunOptions(resolver=default_resolver(), root=Path.cwd(), install_requires=True)
-    final, _ = run_pull_steps(list(steps), options)
+    with _version_pin(deployment, shipper):
+        final, _ = run_pull_steps(list(steps), options)
     return final
+
+
+def _version_pin(deployment: dict[str, Any], shipper: LogShipper) -> AbstractContextManager[Any]:
+    """Pin the snapshots of the version the server serves (after a rollback, that older version's code)."""
+    from flowdeck.snapshot.pin import pin_of_deployment, pinned_snapshots
+
+    pin = pin_of_deployment(deployment)
+    if pin is None:  # not deployed by flowdeck with snapshots (or rewritten since): the folder's latest code
+        return nullcontext()
+    snapshots, label = pin
+    shipper.log("flowdeck.flow_run", logging.INFO, f"Pulling the code of version {label} (its snapshots)")
+    return pinned_snapshots(snapshots, f"version {label}")
 
 
 def _stream(pipe: IO[str], is_err: bool, shipper: LogShipper, echo: Callable[[str, bool], None] | None) -> None:

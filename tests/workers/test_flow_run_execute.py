@@ -14,13 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flowdeck.registry.server.client import PrefectClient, ServerConfig
+from flowdeck.registry.server.client import PrefectClient
 from tests.conftest import REPO_ROOT, run_cli, write_tree
 from tests.servers.prefect import PrefectServer
 from tests.servers.prefect_worker import client_env
@@ -47,25 +46,6 @@ def sleepy(pid_file: str):
     print("started", flush=True)
     time.sleep(300)
 '''
-
-
-@pytest.fixture
-def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectServer]:
-    """The shared server as PREFECT_API_URL + PREFECT_API_AUTH_STRING for this test."""
-    from flowdeck.registry import choose
-
-    for key, value in prefect_server.env().items():
-        monkeypatch.setenv(key, value)
-    choose.reset()
-    yield prefect_server
-    choose.reset()
-
-
-@pytest.fixture
-def client(server: PrefectServer) -> Iterator[PrefectClient]:
-    """A client of the server, for what the UI or API would do (create and cancel runs, read logs)."""
-    with PrefectClient(ServerConfig(server.url, auth_string=server.auth_string)) as c:
-        yield c
 
 
 def _deploy(project: Path, uid: str, pid_file: Path) -> str:
