@@ -227,6 +227,20 @@ def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], 
         return Outcome("CRASHED", f"The flow's process {how}")
 
 
+def _cancelled_by(api: FlowRunApi, control: _Control) -> str:
+    """``server`` or ``signal``. A Prefect worker carries out a cancellation from the UI by sending its job
+    SIGTERM, often before the state poll sees it: that is the server's cancellation, which ends with exit
+    code 0 (a worker takes any other code for a crash of its job and logs an error)."""
+    if control.cancel == "server":
+        return "server"
+    try:
+        if api.state_type() in ("CANCELLING", "CANCELLED"):
+            return "server"
+    except FlowdeckError:
+        pass  # the server cannot say: the signal is all we know
+    return "signal"
+
+
 def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     level = logging.INFO if outcome.state == "COMPLETED" else logging.ERROR
     shipper.log("flowdeck.flow_run", level, outcome.message)
@@ -282,7 +296,7 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                     raise _Cancelled()
                 outcome = _run_flow(directory, deployment, run, options, control, shipper)
             except _Cancelled:
-                by = control.cancel or "signal"
+                by = _cancelled_by(api, control)
                 why = "a signal (SIGTERM/SIGINT)" if by == "signal" else "a cancellation from the server"
                 outcome = Outcome("CANCELLED", f"Flow run cancelled by {why}", by)
             except FlowdeckError as exc:
