@@ -103,8 +103,13 @@ def pinned_snapshots(records: Any, version: str) -> Iterator[Pin | None]:
 
 
 def step_pin(records: Any, what: str = "the deployed version") -> AbstractContextManager[Pin | None]:
-    """A pull step's own ``snapshots`` input pinned while it runs; without one, whatever pin is in force stays."""
-    return pinned_snapshots(records, what) if records else nullcontext(current_pin())
+    """A pull step's own ``snapshots`` input pinned while it runs; without one, or with the very snapshots of
+    the version being pulled (whose name reads better in messages), the pin in force stays."""
+    outer = current_pin()
+    if not records or (outer is not None and isinstance(records, list) and all(
+            isinstance(r, Mapping) and outer.for_location(str(r.get("location"))) == r.get("id") for r in records)):
+        return nullcontext(outer)
+    return pinned_snapshots(records, what)
 
 
 def _fingerprint(pull_steps: Any) -> str:
