@@ -34,7 +34,7 @@ from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion
 from flowdeck.jsontypes import dumps_sorted
 from flowdeck.paths import cache_dir, home_dir
-from flowdeck.publish import flow_runner, publish_pull_steps, pull_steps_mode, with_runner
+from flowdeck.publish import flow_runner, publish_pull_steps, pull_steps_mode, with_runner, with_snapshots
 from flowdeck.selection import select_deployments
 from flowdeck.snapshot.pin import snapshots_in_outputs
 from flowdeck.source import format_key_path
@@ -321,6 +321,8 @@ def _plan_one(project: Project, index: int, options: DeployOptions, cache: _Step
     snapshots = snapshots_in_outputs(outputs)
     if snapshots:  # the exact code of this version: its pulls (and rollbacks to it) fetch these snapshots
         record["snapshots"] = snapshots
+        # flowdeck's own pull steps carry them too: Prefect's runner calling them pulls this version's code.
+        record["pull_steps"] = with_snapshots(record["pull_steps"], snapshots)
     hashed = dict(record)
     if explicit_version:
         hashed["version"] = explicit_version

@@ -12,6 +12,10 @@ for such a worker must be in that language; anything else is rendered here or re
 ``requires: flowdeck[<extra>]``, so a worker with flowdeck installed runs flowdeck's pulls (and Prefect's
 install-on-demand fetches flowdeck where it is missing). ``as-written`` (the default) keeps the names.
 
+A storage pull step published under flowdeck's name also carries the version's code snapshots (its
+``snapshots`` input, :func:`with_snapshots`), so a worker running it pulls exactly that version's code, after
+a rollback too; a step published under Prefect's name never gets an input Prefect's step would refuse.
+
 ``runner: flowdeck`` (``flowdeck deploy --runner flowdeck``) goes further: the deployment's work pool runs
 ``flowdeck flow-run execute`` instead of ``prefect flow-run execute`` (``job_variables.command``), so
 flowdeck runs the whole flow run (:mod:`flowdeck.flowrun`).
@@ -36,7 +40,7 @@ from flowdeck.templating.placeholders import (
 )
 
 __all__ = ["PULL_STEP_MODES", "RUNNERS", "RUNNER_COMMAND", "PullStepsError", "flow_runner", "flowdeck_requirement",
-           "publish_pull_steps", "pull_steps_mode", "with_runner"]
+           "publish_pull_steps", "pull_steps_mode", "with_runner", "with_snapshots"]
 
 #: ``as-written`` keeps each step's name; ``flowdeck`` publishes built-in steps as ``flowdeck.steps.*``.
 PULL_STEP_MODES = ("as-written", "flowdeck")
@@ -184,3 +188,20 @@ def publish_pull_steps(
         published.append({name: inputs})
     return published
 
+
+
+#: flowdeck's storage pull steps, which take a ``snapshots`` input (Prefect's own do not).
+SNAPSHOT_PULL_STEPS = frozenset({"flowdeck.steps.pull_from_s3", "flowdeck.steps.pull_from_gcs",
+                                 "flowdeck.steps.pull_from_azure_blob_storage"})
+
+
+def with_snapshots(pull_steps: Sequence[Any], snapshots: Sequence[Mapping[str, str]]) -> list[Any]:
+    """The published pull steps, each storage step under flowdeck's name given the version's ``snapshots``."""
+    published: list[Any] = []
+    for step in pull_steps:
+        if snapshots and isinstance(step, dict) and len(step) == 1:
+            name, inputs = next(iter(step.items()))
+            if name in SNAPSHOT_PULL_STEPS and isinstance(inputs, dict):
+                step = {name: {**inputs, "snapshots": [dict(s) for s in snapshots]}}
+        published.append(step)
+    return published

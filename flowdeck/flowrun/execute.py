@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -141,8 +141,21 @@ def _pull(deployment: dict[str, Any], shipper: LogShipper) -> Path:
     shipper.log("flowdeck.flow_run", logging.INFO, f"Running {len(steps)} pull step(s) with flowdeck")
     # Like Prefect's runner, a custom step whose import fails gets its `requires:` installed (built-ins never).
     options = RunOptions(resolver=default_resolver(), root=Path.cwd(), install_requires=True)
-    final, _ = run_pull_steps(list(steps), options)
+    with _version_pin(deployment, shipper):
+        final, _ = run_pull_steps(list(steps), options)
     return final
+
+
+def _version_pin(deployment: dict[str, Any], shipper: LogShipper) -> AbstractContextManager[Any]:
+    """Pin the snapshots of the version the server serves (after a rollback, that older version's code)."""
+    from flowdeck.snapshot.pin import pin_of_deployment, pinned_snapshots
+
+    pin = pin_of_deployment(deployment)
+    if pin is None:  # not deployed by flowdeck with snapshots (or rewritten since): the folder's latest code
+        return nullcontext()
+    snapshots, label = pin
+    shipper.log("flowdeck.flow_run", logging.INFO, f"Pulling the code of version {label} (its snapshots)")
+    return pinned_snapshots(snapshots, f"version {label}")
 
 
 def _stream(pipe: IO[str], is_err: bool, shipper: LogShipper, echo: Callable[[str, bool], None] | None) -> None:
@@ -214,6 +227,20 @@ def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], 
         return Outcome("CRASHED", f"The flow's process {how}")
 
 
+def _cancelled_by(api: FlowRunApi, control: _Control) -> str:
+    """``server`` or ``signal``. A Prefect worker carries out a cancellation from the UI by sending its job
+    SIGTERM, often before the state poll sees it: that is the server's cancellation, which ends with exit
+    code 0 (a worker takes any other code for a crash of its job and logs an error)."""
+    if control.cancel == "server":
+        return "server"
+    try:
+        if api.state_type() in ("CANCELLING", "CANCELLED"):
+            return "server"
+    except FlowdeckError:
+        pass  # the server cannot say: the signal is all we know
+    return "signal"
+
+
 def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     level = logging.INFO if outcome.state == "COMPLETED" else logging.ERROR
     shipper.log("flowdeck.flow_run", level, outcome.message)
@@ -269,7 +296,7 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                     raise _Cancelled()
                 outcome = _run_flow(directory, deployment, run, options, control, shipper)
             except _Cancelled:
-                by = control.cancel or "signal"
+                by = _cancelled_by(api, control)
                 why = "a signal (SIGTERM/SIGINT)" if by == "signal" else "a cancellation from the server"
                 outcome = Outcome("CANCELLED", f"Flow run cancelled by {why}", by)
             except FlowdeckError as exc:

@@ -71,6 +71,9 @@ _NULL = "null"
 
 _CREDS_DOC = "a dict of credentials, usually `{{ prefect.blocks.<type>.<name> }}`"
 
+# Added by `flowdeck deploy` to a pull step published under flowdeck's name: the version's own code.
+_PULL_SNAPSHOTS = _p("snapshots", _ARR, _NULL,
+                     doc="`[{location, id}]`: pull these code snapshots (set by `flowdeck deploy`)")
 _STORAGE_PUSH_EXTRA = (
     _p("ignore_file", _STR, _NULL, doc="ignore file relative to the working directory"),
     _p("prune", _BOOL, doc="delete remote files of the folder that are no longer in the tree"),
@@ -173,6 +176,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("credentials", _OBJ, _NULL, doc=_CREDS_DOC, secret=True),
             _p("client_parameters", _OBJ, _NULL),
             _p("max_workers", "integer"),
+            _PULL_SNAPSHOTS,
         ),
         ("bucket", "folder", "directory"),
         extra="s3",
@@ -201,6 +205,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("folder", _STR, required=True),
             _p("credentials", _OBJ, required=True, doc=_CREDS_DOC, secret=True),
             _p("max_workers", "integer"),
+            _PULL_SNAPSHOTS,
         ),
         ("container", "folder", "directory"),
         extra="azure",
@@ -231,6 +236,7 @@ BUILTIN_STEPS: tuple[StepSpec, ...] = (
             _p("project", _STR, _NULL),
             _p("credentials", _OBJ, _NULL, doc=_CREDS_DOC, secret=True),
             _p("max_workers", "integer"),
+            _PULL_SNAPSHOTS,
         ),
         ("bucket", "folder", "directory"),
         extra="gcs",

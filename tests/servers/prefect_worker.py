@@ -32,7 +32,7 @@ _VENV = Path(os.environ.get("FLOWDECK_PREFECT_VENV") or REPO_ROOT / ".prefect-ve
 # What flowdeck needs at run time on a worker (its dependencies and the s3 extra).
 _WORKER_REQUIREMENTS = (
     "pyyaml>=6.0", "jinja2>=3.1", "jsonschema>=4.18", "gitpython>=3.1", "pathspec>=0.12", "rich>=13",
-    "filelock>=3.12", "boto3>=1.34",
+    "filelock>=3.12", "boto3>=1.34", "zstandard>=0.22",
 )
 
 

@@ -14,13 +14,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flowdeck.registry.server.client import PrefectClient, ServerConfig
+from flowdeck.registry.server.client import PrefectClient
 from tests.conftest import REPO_ROOT, run_cli, write_tree
 from tests.servers.prefect import PrefectServer
 from tests.servers.prefect_worker import client_env
@@ -41,31 +40,16 @@ def broken():
 
 
 def sleepy(pid_file: str):
+    import os
+
     child = subprocess.Popen(["sleep", "300"])
+    with open(pid_file + ".flow", "w") as fh:
+        fh.write(str(os.getpid()))
     with open(pid_file, "w") as fh:
         fh.write(str(child.pid))
     print("started", flush=True)
     time.sleep(300)
 '''
-
-
-@pytest.fixture
-def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectServer]:
-    """The shared server as PREFECT_API_URL + PREFECT_API_AUTH_STRING for this test."""
-    from flowdeck.registry import choose
-
-    for key, value in prefect_server.env().items():
-        monkeypatch.setenv(key, value)
-    choose.reset()
-    yield prefect_server
-    choose.reset()
-
-
-@pytest.fixture
-def client(server: PrefectServer) -> Iterator[PrefectClient]:
-    """A client of the server, for what the UI or API would do (create and cancel runs, read logs)."""
-    with PrefectClient(ServerConfig(server.url, auth_string=server.auth_string)) as c:
-        yield c
 
 
 def _deploy(project: Path, uid: str, pid_file: Path) -> str:
@@ -192,6 +176,64 @@ def test_a_cancelled_run_stops_the_flow_and_its_children(
     assert code == (130 if how == "sigterm" else 0), output
     assert _run_state(client, run_id)["type"] == "CANCELLED", output
     assert _gone(child), "the flow's child process survived the cancellation"
+    assert "started" in _logs(client, run_id)
+
+
+def _worker_env(server: PrefectServer, home: Path) -> dict[str, str]:
+    """A Prefect worker's environment whose PATH finds flowdeck in its own virtualenv (no Prefect there)."""
+    env = client_env(server, home)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def _wait_for_state(client: PrefectClient, run_id: str, want: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = _run_state(client, run_id)
+        if state["type"] == want or time.monotonic() > deadline:
+            return state
+        time.sleep(0.3)
+
+
+def test_cancelling_from_the_ui_a_run_a_prefect_worker_launched(
+    server: PrefectServer, client: PrefectClient, worker_python: Path, project: Path, tmp_path: Path
+) -> None:
+    uid = secrets.token_hex(4)
+    pid_file = tmp_path / "pid"
+    pool = _deploy(project, uid, pid_file)
+    run_id = _new_run(client, "sleepy", f"sleepy-{uid}")
+    worker = subprocess.Popen(
+        [str(worker_python), "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+        cwd=tmp_path, env=_worker_env(server, tmp_path / "prefect-home"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        child = _wait_for(pid_file, worker, timeout=180)
+        flow = int((tmp_path / "pid.flow").read_text())
+        infrastructure = str(client.get(f"flow_runs/{run_id}").get("infrastructure_pid") or "")
+        # What the UI's Cancel button does.
+        client.post(f"flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"},
+                                                      "force": True})
+        state = _wait_for_state(client, run_id, "CANCELLED")
+        gone = {name: _gone(pid, timeout=60) for name, pid in (("flow", flow), ("child", child))}
+        execute_pid = int(infrastructure.rpartition(":")[2]) if infrastructure else None
+        execute_gone = execute_pid is None or _gone(execute_pid, timeout=60)
+        time.sleep(3)  # let the worker report what it saw of the process's exit
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+    output = worker.stdout.read() if worker.stdout else ""
+    assert state["type"] == "CANCELLED", output
+    assert gone == {"flow": True, "child": True}, output
+    assert execute_pid is not None and execute_gone, output
+    history = client.get("flow_run_states/", params={"flow_run_id": run_id})
+    assert "CRASHED" not in [s["type"] for s in history], output
+    assert _run_state(client, run_id)["type"] == "CANCELLED", output
+    assert "crashed" not in output.lower() and "status code" not in output, output
     assert "started" in _logs(client, run_id)
 
 

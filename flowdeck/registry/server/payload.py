@@ -4,7 +4,8 @@ The deployment body holds the fields ``prefect deploy`` sets (the captured call 
 built from flowdeck's version record. Block and variable placeholders are kept as written in
 ``pull_steps`` and ``job_variables``: the worker resolves them at run time, so the server never holds a
 resolved secret. Only fields with a value are sent (the server forbids unknown fields, and older servers
-reject newer ones).
+reject newer ones). A version with code snapshots names them in the job variable
+:data:`~flowdeck.snapshot.pin.JOB_VARIABLE`, for ``flowdeck flow-run execute``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowdeck.history import PendingVersion
+from flowdeck.snapshot.pin import JOB_VARIABLE, pin_variable
 
 __all__ = ["deployed_by", "deployment_body", "history_key", "live_key", "openapi_schema", "server_schedules"]
 
@@ -101,13 +103,18 @@ def server_schedules(items: list[Any]) -> list[dict[str, Any]]:
 def deployment_body(pending: PendingVersion, record: Mapping[str, Any], label: str) -> dict[str, Any]:
     """The fields of ``POST /deployments/`` / ``PATCH /deployments/{id}`` for one version."""
     pool = record.get("work_pool") or {}
+    job_variables = dict(pool.get("job_variables") or {})
+    # Written with the pull steps in one request: rollback and promote move the pin with them.
+    pin = pin_variable(label, record.get("pull_steps"), record.get("snapshots"))
+    if pin is not None:
+        job_variables[JOB_VARIABLE] = pin
     body: dict[str, Any] = {
         "entrypoint": record.get("entrypoint"),
         "version": label,
         "parameters": dict(record.get("parameters") or {}),
         "parameter_openapi_schema": openapi_schema(record.get("parameter_schema") or {}),
         "enforce_parameter_schema": bool(record.get("enforce_parameter_schema", False)),
-        "job_variables": dict(pool.get("job_variables") or {}),
+        "job_variables": job_variables,
         "tags": list(record.get("tags") or []),
         "pull_steps": list(record.get("pull_steps") or []),
         "paused": bool(pending.paused),

@@ -207,9 +207,10 @@ def pull_from_azure_blob_storage(
     folder: str,
     credentials: dict[str, Any],
     max_workers: int | None = None,
+    snapshots: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Download ``container/folder`` into the working directory; ``directory`` is a str (Prefect: a Path)."""
     remote = AzureRemote(container, credentials)
     target = Path.cwd()
-    pull_tree(remote, folder, target=target, max_workers=max_workers)
+    pull_tree(remote, folder, target=target, max_workers=max_workers, snapshots=snapshots)
     return {"container": container, "folder": folder, "directory": str(target)}

@@ -233,9 +233,10 @@ def pull_from_gcs(
     project: str | None = None,
     credentials: dict[str, Any] | None = None,
     max_workers: int | None = None,
+    snapshots: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Download ``gs://bucket/folder`` into the working directory (Prefect's ``pull_from_gcs``)."""
     remote = GcsRemote(bucket, credentials, project, max_workers or DEFAULT_WORKERS)
     target = Path.cwd()
-    pull_tree(remote, folder, target=target, max_workers=max_workers)
+    pull_tree(remote, folder, target=target, max_workers=max_workers, snapshots=snapshots)
     return {"bucket": bucket, "folder": folder, "directory": str(target)}

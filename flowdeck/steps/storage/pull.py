@@ -34,6 +34,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowdeck.errors import StorageError
+from flowdeck.snapshot.pin import step_pin
 from flowdeck.snapshot.reader import SnapshotSource, snapshot_for_pull
 from flowdeck.steps.storage.cache import ObjectCache
 from flowdeck.steps.storage.destfs import inside
@@ -163,14 +164,19 @@ def _check_swap(target: Path, rels: list[str]) -> None:
             )
 
 
-def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | None = None) -> PullResult:
-    """Make ``target`` hold the tree stored under ``folder`` (see the module docstring for the rules)."""
+def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | None = None,
+              snapshots: list[Any] | None = None) -> PullResult:
+    """Make ``target`` hold the tree stored under ``folder`` (see the module docstring for the rules).
+
+    ``snapshots`` (``[{"location", "id"}]``, the pull step's own input) pins this pull to a version's snapshot.
+    """
     started = time.monotonic()
     workers = worker_count(max_workers)
     prefix = normalise_folder(folder)
     # Snapshot hook: a pinned version (or a push without the plain layout) is pulled from its snapshot.
     # Read before taking the lock: a missing or damaged snapshot fails with the directory untouched.
-    snap = snapshot_for_pull(remote, prefix)
+    with step_pin(snapshots):
+        snap = snapshot_for_pull(remote, prefix)
 
     write_record = partial(_write_record, target)
     with locked_destination(target):

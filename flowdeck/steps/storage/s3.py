@@ -319,9 +319,10 @@ def pull_from_s3(
     credentials: dict[str, Any] | None = None,
     client_parameters: dict[str, Any] | None = None,
     max_workers: int | None = None,
+    snapshots: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Download ``s3://bucket/folder`` into the working directory (Prefect's ``pull_from_s3``)."""
     remote = S3Remote(bucket, credentials, client_parameters, max_workers or DEFAULT_WORKERS)
     target = Path.cwd()
-    pull_tree(remote, folder, target=target, max_workers=max_workers)
+    pull_tree(remote, folder, target=target, max_workers=max_workers, snapshots=snapshots)
     return {"bucket": bucket, "folder": folder, "directory": str(target)}
