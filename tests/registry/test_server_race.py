@@ -99,6 +99,35 @@ def test_concurrent_deploys_leave_the_deployment_and_the_live_pointer_on_one_ver
     assert shown.code == 0 and "warning" not in shown.output, shown.output
 
 
+def test_concurrent_deploy_all_of_several_deployments_converges(
+        server: PrefectServer, proxy: FaultyHttpProxy, project: Path, uid: str) -> None:
+    flow = f"many-{uid}"
+    names = [f"{flow}/d{n}" for n in range(3)]
+    write_project(project, flow, "".join(f"- name: d{n}\n  entrypoint: flows/hello.py:hello\n  flow_name: {flow}\n"
+                                         for n in range(3)))
+    _reverse_live_pointer_writes(proxy)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PREFECT_API_URL": proxy.url()}
+    # The batched re-read of --all (several deployments) settles each deployment on its own.
+    procs = [subprocess.Popen([sys.executable, "-m", "flowdeck", "deploy", "--all", "--param", f"times={i}"],
+                              cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(4)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    from flowdeck.registry import current
+
+    for name in names:
+        versions = current().list_versions(name)
+        assert sorted(v.record["parameters"]["times"] for v in versions) == list(range(4))
+        live = [v for v in versions if v.live]
+        assert len(live) == 1 and _agrees(_held(server, name), live[0].record, live[0].label), name
+        pointer = api(server, "GET", f"artifacts/{live_key(name)}/latest")["data"]
+        assert pointer["revision"] == live[0].revision, (name, pointer, live[0].revision)
+    # Once settled, a sequential --all reports every deployment live and warns about nothing.
+    again = subprocess.run([sys.executable, "-m", "flowdeck", "deploy", "--all", "--param", "times=9"],
+                           cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.count(", live)") == 3 and "warning" not in again.stderr, again
+
+
 def test_history_reports_a_deployment_changed_outside_flowdeck(
         server: PrefectServer, project: Path, cli: type[CliRunner], uid: str) -> None:
     flow = f"drift-{uid}"
