@@ -157,6 +157,15 @@ def test_history_reports_a_deployment_changed_outside_flowdeck(
     assert promoted.code == 0 and "revision 1) is live" in promoted.stdout, promoted.output
     settled = cli.run("deployment", "history", name)
     assert settled.code == 0 and "warning" not in settled.output, settled.output
+    # A redeploy of the live content is not "unchanged" while the deployment holds something else: it writes
+    # the deployment again (a new revision), and then an identical redeploy writes nothing.
+    api(server, "PATCH", f"deployments/{dep['id']}", {"pull_steps": []})
+    again = cli.run("deploy", "--all", "--param", "times=1")
+    assert again.code == 0 and "revision 3, live" in again.stdout, again.output
+    assert "changed outside flowdeck; deploying it again" in again.stderr, again.output
+    assert _held(server, name)["pull_steps"] != []
+    same = cli.run("deploy", "--all", "--param", "times=1")
+    assert same.code == 0 and "unchanged" in same.stdout and "warning" not in same.output, same.output
 
 
 def test_watch_redeploys_to_the_server_and_stops_cleanly(

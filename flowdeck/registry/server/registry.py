@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from typing import Any
 
 from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
 from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
-from flowdeck.errors import HistoryError, RegistryError, RegistryNotFound, StoreError
+from flowdeck.errors import FlowdeckWarning, HistoryError, RegistryError, RegistryNotFound, StoreError
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow, pick_version
 from flowdeck.redact import redact, register_secret
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
@@ -329,9 +330,17 @@ class ServerRegistry:
             if not item.force:
                 same = bool(pointer and pointer.get("content_hash") == item.content_hash)
                 if item.promote and existing is not None and pointer and same:
-                    outcomes[item.name] = RecordOutcome(item.name, "unchanged", int(pointer.get("revision") or 0),
-                                                        str(pointer.get("label")), True)
-                    continue
+                    # Unchanged only if the deployment still holds the live version: one changed outside
+                    # flowdeck (or left by a deploy killed midway) is written again.
+                    if deployment_fields(existing) == recorded_fields(item.record, str(pointer.get("label"))):
+                        outcomes[item.name] = RecordOutcome(item.name, "unchanged",
+                                                            int(pointer.get("revision") or 0),
+                                                            str(pointer.get("label")), True)
+                        continue
+                    warnings.warn(FlowdeckWarning(
+                        f"deployment '{item.name}' on {self.description} does not hold its live version "
+                        f"(revision {pointer.get('revision')}): it was changed outside flowdeck; deploying it again",
+                        hint=f"`flowdeck deployment history {item.name}` shows the versions"), stacklevel=2)
                 if not item.promote:
                     versions = self._versions_raw(item.name)
                     last = versions[-1] if versions else None
