@@ -162,7 +162,7 @@ def test_history_reports_a_deployment_changed_outside_flowdeck(
     api(server, "PATCH", f"deployments/{dep['id']}", {"pull_steps": []})
     again = cli.run("deploy", "--all", "--param", "times=1")
     assert again.code == 0 and "revision 3, live" in again.stdout, again.output
-    assert "changed outside flowdeck; deploying it again" in again.stderr, again.output
+    assert "changed outside flowdeck" in again.stderr and "deploying it again" in again.stderr, again.output
     assert _held(server, name)["pull_steps"] != []
     same = cli.run("deploy", "--all", "--param", "times=1")
     assert same.code == 0 and "unchanged" in same.stdout and "warning" not in same.output, same.output

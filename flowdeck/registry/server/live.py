@@ -149,5 +149,6 @@ def warn_drift(registry: ServerRegistry, name: str, dep: Mapping[str, Any] | Non
     holds = _revision(versions, held)
     warnings.warn(FlowdeckWarning(
         f"deployment '{name}' on {registry.description} holds revision {holds}, but flowdeck's live pointer "
-        f"names revision {pointed} (a deploy stopped between its two writes?): revision {holds} is shown as live",
+        f"names revision {pointed} (a deploy stopped between its two writes, or one still running?): revision "
+        f"{holds} is shown as live",
         hint=f"`flowdeck deployment promote {name} --to {holds}` records it"), stacklevel=2)

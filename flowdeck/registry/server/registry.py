@@ -339,7 +339,8 @@ class ServerRegistry:
                         continue
                     warnings.warn(FlowdeckWarning(
                         f"deployment '{item.name}' on {self.description} does not hold its live version "
-                        f"(revision {pointer.get('revision')}): it was changed outside flowdeck; deploying it again",
+                        f"(revision {pointer.get('revision')}): it was changed outside flowdeck (or by a deploy still "
+                        f"running); deploying it again",
                         hint=f"`flowdeck deployment history {item.name}` shows the versions"), stacklevel=2)
                 if not item.promote:
                     versions = self._versions_raw(item.name)
