@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowdeck.cli.output import (
     EXIT_OK,
@@ -18,6 +18,9 @@ from flowdeck.cli.output import (
     store_resolver,
 )
 from flowdeck.errors import FlowdeckError, UsageError
+
+if TYPE_CHECKING:
+    from flowdeck.history import VersionRow
 
 
 def _deploy_once(args: argparse.Namespace) -> int:
@@ -125,11 +128,17 @@ def _cmd_deployment_history(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _made_live(row: VersionRow) -> str:
+    # On a server, a concurrent deploy can replace the version right after (a warning names the winner).
+    state = "is live" if row.live else "was made live, then replaced by a concurrent deploy"
+    return f"{row.deployment}: version {row.label} (revision {row.revision}) {state}"
+
+
 def _cmd_deployment_rollback(args: argparse.Namespace) -> int:
     from flowdeck.registry import current
 
     row = current().set_live(args.name, args.to, previous=args.to is None)
-    out(f"{row.deployment}: version {row.label} (revision {row.revision}) is live")
+    out(_made_live(row))
     return EXIT_OK
 
 
@@ -137,7 +146,7 @@ def _cmd_deployment_promote(args: argparse.Namespace) -> int:
     from flowdeck.registry import current
 
     row = current().set_live(args.name, args.to)
-    out(f"{row.deployment}: version {row.label} (revision {row.revision}) is live")
+    out(_made_live(row))
     return EXIT_OK
 
 

@@ -15,6 +15,8 @@ import http.server
 import json
 import socket
 import threading
+import time
+from collections.abc import Callable
 
 __all__ = ["FaultyHttpProxy", "FlakyProxy"]
 
@@ -97,7 +99,9 @@ class FaultyHttpProxy:
     ``fail_every(n, statuses)`` makes every n-th request (counted over all requests) answer the next status
     of ``statuses`` in turn (a 429 carries ``Retry-After: 1``) without reaching the server; ``fail_all(status,
     after=k)`` answers every request after the first k so. Everything else is forwarded as is. ``log`` holds
-    ``(method, path, status, injected)`` for every request, in the order they were answered.
+    ``(method, path, status, injected)`` for every request, in the order they were answered. ``delay``, when
+    set, is called with each request's method, path and body and holds that request for the seconds it returns
+    before forwarding it (to widen a race between clients).
     """
 
     def __init__(self, target_port: int) -> None:
@@ -108,6 +112,7 @@ class FaultyHttpProxy:
         self._statuses: list[int] = []
         self._count = 0
         self._after = 0
+        self.delay: Callable[[str, str, bytes], float] | None = None
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -128,6 +133,9 @@ class FaultyHttpProxy:
                     self.wfile.write(payload)
                     proxy._record(self.command, self.path, fault, True)
                     return
+                hold = proxy.delay(self.command, self.path, body) if proxy.delay else 0.0
+                if hold > 0:
+                    time.sleep(hold)
                 upstream = http.client.HTTPConnection("127.0.0.1", proxy.target_port, timeout=60)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP}

@@ -20,7 +20,8 @@ from typing import Any
 from flowdeck.history import PendingVersion
 from flowdeck.snapshot.pin import JOB_VARIABLE, pin_variable
 
-__all__ = ["deployed_by", "deployment_body", "history_key", "live_key", "openapi_schema", "server_schedules"]
+__all__ = ["VERSION_FIELDS", "deployed_by", "deployment_body", "history_key", "live_key", "openapi_schema",
+           "server_schedules", "version_fields"]
 
 # Artifact keys allow ^[a-z0-9-]*$ only.
 _NOT_KEY = re.compile(r"[^a-z0-9]+")
@@ -100,23 +101,37 @@ def server_schedules(items: list[Any]) -> list[dict[str, Any]]:
     return result
 
 
-def deployment_body(pending: PendingVersion, record: Mapping[str, Any], label: str) -> dict[str, Any]:
-    """The fields of ``POST /deployments/`` / ``PATCH /deployments/{id}`` for one version."""
+#: The deployment fields every write of a version sets from the version alone (the others are left as they are
+#: when a version has no value for them, or belong to the deployment: schedules, paused, concurrency).
+VERSION_FIELDS = ("entrypoint", "version", "parameters", "enforce_parameter_schema", "job_variables", "tags",
+                  "pull_steps")
+
+
+def version_fields(record: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """What a version writes into :data:`VERSION_FIELDS`: together they say which version a deployment holds."""
     pool = record.get("work_pool") or {}
     job_variables = dict(pool.get("job_variables") or {})
     # Written with the pull steps in one request: rollback and promote move the pin with them.
     pin = pin_variable(label, record.get("pull_steps"), record.get("snapshots"))
     if pin is not None:
         job_variables[JOB_VARIABLE] = pin
-    body: dict[str, Any] = {
+    return {
         "entrypoint": record.get("entrypoint"),
         "version": label,
         "parameters": dict(record.get("parameters") or {}),
-        "parameter_openapi_schema": openapi_schema(record.get("parameter_schema") or {}),
         "enforce_parameter_schema": bool(record.get("enforce_parameter_schema", False)),
         "job_variables": job_variables,
         "tags": list(record.get("tags") or []),
         "pull_steps": list(record.get("pull_steps") or []),
+    }
+
+
+def deployment_body(pending: PendingVersion, record: Mapping[str, Any], label: str) -> dict[str, Any]:
+    """The fields of ``POST /deployments/`` / ``PATCH /deployments/{id}`` for one version."""
+    pool = record.get("work_pool") or {}
+    body: dict[str, Any] = {
+        **version_fields(record, label),
+        "parameter_openapi_schema": openapi_schema(record.get("parameter_schema") or {}),
         "paused": bool(pending.paused),
         "schedules": server_schedules(list(pending.schedules or [])),
     }

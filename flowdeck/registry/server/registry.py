@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -23,10 +24,18 @@ from typing import Any
 
 from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
 from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
-from flowdeck.errors import HistoryError, RegistryError, RegistryNotFound, StoreError
+from flowdeck.errors import FlowdeckWarning, HistoryError, RegistryError, RegistryNotFound, StoreError
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow, pick_version
 from flowdeck.redact import redact, register_secret
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
+from flowdeck.registry.server.live import (
+    converge,
+    deployment_fields,
+    live_id,
+    recorded_fields,
+    warn_drift,
+    warn_overtaken,
+)
 from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
 from flowdeck.registry.server.scan import VERSION_TYPE, every_version_artifact
 from flowdeck.runlogs import RunLog
@@ -123,8 +132,8 @@ class ServerRegistry:
     def _row(self, name: str, dep: Mapping[str, Any] | None, versions: list[dict[str, Any]],
              pointer: Mapping[str, Any] | None) -> DeploymentRow:
         flow, short = _split(name)
-        live_id = pointer.get("artifact_id") if pointer else None
-        live_rev = next((i + 1 for i, a in enumerate(versions) if a.get("id") == live_id), None)
+        live = live_id(dep, versions, pointer)
+        live_rev = next((i + 1 for i, a in enumerate(versions) if a.get("id") == live), None)
         dep = dep or {}
         schedules = [s.get("schedule") for s in dep.get("schedules") or []]
         return DeploymentRow(name, flow, short, live_rev, schedules, bool(dep.get("paused", False)),
@@ -144,6 +153,10 @@ class ServerRegistry:
 
     def find_deployment(self, name: str) -> DeploymentRow:
         """A deployment by ``flow/name`` or by a name that only one flow uses."""
+        return self._row(*self._find(name))
+
+    def _find(self, name: str) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
+        """The full name, deployment, versions and live pointer of a deployment named as the user wrote it."""
         if "/" not in name:
             deps = self.client.post("deployments/filter", {"deployments": {"name": {"any_": [name]}}})
             if len(deps) > 1:
@@ -159,15 +172,18 @@ class ServerRegistry:
             known = [r.name for r in self.list_deployments()]
             raise HistoryError(f"no deployment named '{name}' on {self.description}",
                                hint=did_you_mean(name, known) or "deploy it first with `flowdeck deploy`")
-        return self._row(name, dep, versions, self._live_pointer(name))
+        return name, dep, versions, self._live_pointer(name)
 
     def list_versions(self, name: str) -> list[VersionRow]:
-        """Every version flowdeck recorded on the server for ``name``, oldest first."""
-        row = self.find_deployment(name)
-        versions = self._versions_raw(row.name)
-        pointer = self._live_pointer(row.name)
-        live_id = pointer.get("artifact_id") if pointer else None
-        return [self._version_row(row.name, i + 1, a, live_id) for i, a in enumerate(versions)]
+        """Every version flowdeck recorded on the server for ``name``, oldest first.
+
+        The live one is the version the server's deployment holds; a deployment that disagrees with flowdeck's
+        live pointer (changed outside flowdeck, or a deploy stopped midway) is reported with a warning.
+        """
+        full, dep, versions, pointer = self._find(name)
+        warn_drift(self, full, dep, versions, pointer)
+        live = live_id(dep, versions, pointer)
+        return [self._version_row(full, i + 1, a, live) for i, a in enumerate(versions)]
 
     @staticmethod
     def _from_deployment(name: str, dep: Mapping[str, Any]) -> VersionRow:
@@ -254,19 +270,26 @@ class ServerRegistry:
             self.client.post("deployments/", {"name": dep, "flow_id": flow_id, **body}, what=what)
         else:
             self.client.patch(f"deployments/{existing['id']}", body, what=what)
+        self._point(name, artifact_id, label, content_hash, revision)
+
+    def _point(self, name: str, artifact_id: str, label: str, content_hash: str, revision: int) -> None:
+        """Move the live pointer of ``name`` to a recorded version."""
         self.client.post("artifacts/", {
             "key": live_key(name), "type": _ARTIFACT_TYPE + "-live",
             "data": {"artifact_id": artifact_id, "label": label, "content_hash": content_hash, "revision": revision},
             "description": f"flowdeck: revision {revision} ({label}) of `{name}` is live"},
             what=f"the live pointer of '{name}'")
 
-    def _snapshot(self, names: Sequence[str]) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-        """The deployment and live pointer of each name, in a few requests whatever the number of names."""
+    def _snapshot(self, names: Sequence[str], *,
+                  pointers: bool = True) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
+        """The deployment and live pointer (unless ``pointers`` is False) of each name, in a few requests
+        whatever the number of names."""
         found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {n: (None, None) for n in names}
         unique = sorted(set(names))
         if len(unique) == 1:
             # One deployment: two direct reads beat three batched ones.
-            return {unique[0]: (self._deployment(unique[0]), self._live_pointer(unique[0]))}
+            name = unique[0]
+            return {name: (self._deployment(name), self._live_pointer(name) if pointers else None)}
         for start in range(0, len(unique), 100):
             chunk = unique[start:start + 100]
             deps: list[dict[str, Any]] = []
@@ -286,7 +309,7 @@ class ServerRegistry:
             flow_names = {f["id"]: f["name"] for f in flows}
             by_name = {f"{flow_names.get(d['flow_id'])}/{d['name']}": d for d in deps}
             live = self.client.post("artifacts/latest/filter", {
-                "artifacts": {"key": {"any_": [live_key(n) for n in chunk]}}, "limit": 200})
+                "artifacts": {"key": {"any_": [live_key(n) for n in chunk]}}, "limit": 200}) if pointers else []
             by_key = {a.get("key"): a.get("data") for a in live if isinstance(a.get("data"), dict)}
             for name in chunk:
                 found[name] = (by_name.get(name), by_key.get(live_key(name)))
@@ -307,9 +330,18 @@ class ServerRegistry:
             if not item.force:
                 same = bool(pointer and pointer.get("content_hash") == item.content_hash)
                 if item.promote and existing is not None and pointer and same:
-                    outcomes[item.name] = RecordOutcome(item.name, "unchanged", int(pointer.get("revision") or 0),
-                                                        str(pointer.get("label")), True)
-                    continue
+                    # Unchanged only if the deployment still holds the live version: one changed outside
+                    # flowdeck (or left by a deploy killed midway) is written again.
+                    if deployment_fields(existing) == recorded_fields(item.record, str(pointer.get("label"))):
+                        outcomes[item.name] = RecordOutcome(item.name, "unchanged",
+                                                            int(pointer.get("revision") or 0),
+                                                            str(pointer.get("label")), True)
+                        continue
+                    warnings.warn(FlowdeckWarning(
+                        f"deployment '{item.name}' on {self.description} does not hold its live version "
+                        f"(revision {pointer.get('revision')}): it was changed outside flowdeck (or by a deploy still "
+                        f"running); deploying it again",
+                        hint=f"`flowdeck deployment history {item.name}` shows the versions"), stacklevel=2)
                 if not item.promote:
                     versions = self._versions_raw(item.name)
                     last = versions[-1] if versions else None
@@ -365,10 +397,35 @@ class ServerRegistry:
             # The versions of a failed deploy were never live: leave no trace of them.
             self._forget(posted)
             raise error
-        for item, existing, pointer, _art in posted:
+        settled = self._settle([(item.name, str(art["id"]), recorded_fields(item.record, item.label))
+                             for item, _existing, _pointer, art in posted if item.promote])
+        for item, existing, pointer, art in posted:
             status = "created" if existing is None and pointer is None else "updated"
-            outcomes[item.name] = RecordOutcome(item.name, status, revisions[item.name], item.label, item.promote)
+            outcomes[item.name] = RecordOutcome(item.name, status, revisions[item.name], item.label,
+                                                item.promote and settled.get(item.name) == art["id"])
         return [outcomes[item.name] for item in pending if item.name in outcomes]
+
+    def _settle(self, written: Sequence[tuple[str, str, str]]) -> dict[str, str | None]:
+        """After making versions live (``(name, artifact id, its fields)``): the version each deployment ends up
+        on, once the deployment and its live pointer agree (a concurrent deploy may have won).
+
+        Re-reading the deployments (one request for one, two batched ones per 100) checks them all: a deployment
+        that still holds what this process pointed at agrees with the pointer, or a later pointer write will be
+        checked by its own writer; only a deployment that holds another version costs more (:func:`converge`).
+        """
+        if not written:
+            return {}
+        snapshot = self._snapshot([name for name, _, _ in written], pointers=False)
+        settled: dict[str, str | None] = {}
+        for name, artifact_id, fields in written:
+            dep, _pointer = snapshot[name]
+            if dep is not None and deployment_fields(dep) == fields:
+                settled[name] = artifact_id
+                continue
+            settled[name] = converge(self, name, artifact_id, dep)
+            if settled[name] != artifact_id:
+                warn_overtaken(self, name, artifact_id, settled[name])
+        return settled
 
     def _forget(self, posted: Sequence[tuple[Any, Any, Any, dict[str, Any]]]) -> None:
         for *_, art in posted:
@@ -410,7 +467,8 @@ class ServerRegistry:
                     concurrency_limit=_concurrency(current or {}))
                 self._apply(name, record, deployment_body(pending, record, label), current, artifact_id, label,
                             pending.content_hash, index + 1)
-                return self._version_row(name, index + 1, art, artifact_id)
+                now = self._settle([(name, artifact_id, recorded_fields(record, label))]).get(name)
+                return self._version_row(name, index + 1, art, now)
         raise HistoryError(f"deployment '{name}' has no version {artifact_id}")
 
     def set_live(self, name: str, version: str | None, *, previous: bool = False) -> VersionRow:
