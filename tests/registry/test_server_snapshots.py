@@ -8,6 +8,7 @@ when the server cannot be read.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,12 +181,30 @@ def test_gc_deletes_nothing_when_the_server_cannot_be_read(
     assert _manifests(moto, bucket) == before - {old}
 
 
+class _RetryingTransport(httpx.HTTPTransport):
+    """Send a request again when the server dropped the connection before answering; creating an artifact is
+    the one call here that is not idempotent, so it is never sent twice."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        tries = 1 if request.method == "POST" and request.url.path.endswith("/artifacts/") else 4
+        for attempt in range(tries):
+            try:
+                return super().handle_request(request)
+            except (httpx.RemoteProtocolError, httpx.ConnectError):
+                if attempt == tries - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+
 class _Records:
     """Version records written straight to the server: more than one page, over seven deployments."""
 
     def __init__(self, server: PrefectServer, uid: str) -> None:
         user, password = server.auth_string.split(":", 1)
-        self.http = httpx.Client(base_url=server.url + "/", auth=(user, password), trust_env=False)
+        # A shared server under load may close an idle keep-alive connection as a request goes out: retry those.
+        self.http = httpx.Client(base_url=server.url + "/", auth=(user, password), trust_env=False,
+                                 transport=_RetryingTransport())
         token = self.http.get("csrf-token", params={"client": "tests"}).json()["token"]
         self.http.headers.update({"Prefect-Csrf-Token": token, "Prefect-Csrf-Client": "tests"})
         self.uid = uid
