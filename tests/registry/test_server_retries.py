@@ -58,6 +58,37 @@ def test_deploy_retries_busy_answers_and_succeeds(
     assert dep["parameters"] == {"times": 2} and dep["work_pool_name"] == f"pool-busy-{uid}"
 
 
+def test_a_dropped_connection_is_retried_only_where_a_second_try_is_harmless(
+        prefect_server: PrefectServer, proxy: FaultyHttpProxy, tmp_path: Path, uid: str) -> None:
+    # The first try of every read (GET, and the POST filters and counts) loses its connection with no answer.
+    seen: set[tuple[str, str]] = set()
+
+    def first_read(method: str, path: str) -> bool:
+        read = method == "GET" or path.rstrip("/").endswith(("/filter", "/count"))
+        if not read or (method, path) in seen:
+            return False
+        seen.add((method, path))
+        return True
+
+    proxy.drop = first_read
+    ok = _deploy(tmp_path / "a", f"drop-{uid}", proxy, prefect_server)
+    assert ok.code == 0, ok.output
+    dropped = [(m, p) for m, p, status, _ in proxy.log if status == 0]
+    assert any(m == "POST" for m, _ in dropped) and any(m == "GET" for m, _ in dropped), proxy.log
+    for method, path in dropped:  # each was sent again and answered
+        assert any(m == method and p == path and s > 0 for m, p, s, _ in proxy.log), (method, path)
+    assert api(prefect_server, "GET", f"deployments/name/drop-{uid}/d")["parameters"] == {"times": 2}
+
+    # A creation that may have been applied is never sent twice: the deploy fails with a clear error.
+    before = len(proxy.log)
+    proxy.drop = lambda method, path: method == "POST" and path.rstrip("/").endswith("/artifacts")
+    lost = _deploy(tmp_path / "b", f"lost-{uid}", proxy, prefect_server)
+    assert lost.code == 1 and "Traceback" not in lost.output, lost.output
+    assert "cannot reach the Prefect server" in lost.stderr
+    creations = [p for m, p, _, _ in proxy.log[before:] if m == "POST" and p.rstrip("/").endswith("/artifacts")]
+    assert len(creations) == 1, proxy.log[before:]
+
+
 def test_a_persistent_failure_is_a_clear_error(
         prefect_server: PrefectServer, proxy: FaultyHttpProxy, tmp_path: Path, uid: str) -> None:
     proxy.fail_all(503)

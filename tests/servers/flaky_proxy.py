@@ -101,7 +101,9 @@ class FaultyHttpProxy:
     after=k)`` answers every request after the first k so. Everything else is forwarded as is. ``log`` holds
     ``(method, path, status, injected)`` for every request, in the order they were answered. ``delay``, when
     set, is called with each request's method, path and body and holds that request for the seconds it returns
-    before forwarding it (to widen a race between clients).
+    before forwarding it (to widen a race between clients). ``drop``, when set, is called with each request's
+    method and path; when it returns true the connection is closed without an answer (logged as status 0), as a
+    server does when it drops an idle keep-alive connection just as a request arrives.
     """
 
     def __init__(self, target_port: int) -> None:
@@ -113,6 +115,7 @@ class FaultyHttpProxy:
         self._count = 0
         self._after = 0
         self.delay: Callable[[str, str, bytes], float] | None = None
+        self.drop: Callable[[str, str], bool] | None = None
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -132,6 +135,10 @@ class FaultyHttpProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     proxy._record(self.command, self.path, fault, True)
+                    return
+                if proxy.drop is not None and proxy.drop(self.command, self.path):
+                    proxy._record(self.command, self.path, 0, True)
+                    self.close_connection = True
                     return
                 hold = proxy.delay(self.command, self.path, body) if proxy.delay else 0.0
                 if hold > 0:

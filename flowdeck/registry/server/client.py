@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Mapping
@@ -112,6 +113,18 @@ def _explain_422(detail: Any) -> str:
     return "; ".join(problems) or str(detail)
 
 
+# Requests that a server may safely receive twice: reads (Prefect's filters and counts are POSTs), deletes, and
+# the two upserts (a flow or a deployment by name). A lost answer to one of these is retried like a GET; the
+# others (an artifact, a flow run, a state, logs) could be applied twice, so their failure is reported.
+_IDEMPOTENT_POST = re.compile(r"(?:^|/)(?:filter|count)$|^(?:flows|deployments)/?$")
+
+
+def _idempotent(method: str, path: str) -> bool:
+    if method in {"GET", "DELETE", "PUT", "PATCH"}:
+        return True
+    return method == "POST" and _IDEMPOTENT_POST.search(path.strip("/")) is not None
+
+
 class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
@@ -167,7 +180,7 @@ class PrefectClient:
                 never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 # A server that refuses connections is down, not busy: a few quick tries only.
                 limit = min(self.retries, 3) if never_sent else self.retries
-                if attempt < limit and (never_sent or method in {"GET", "DELETE"}):
+                if attempt < limit and (never_sent or _idempotent(method, path)):
                     attempt += 1
                     time.sleep(self.backoff * 2 ** (attempt - 1))
                     continue
