@@ -14,15 +14,15 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from flowdeck.errors import StorageError
 from flowdeck.paths import cache_dir
+from flowdeck.snapshot.frames import FrameDecoder
 from flowdeck.snapshot.layout import Chunk, SnapshotManifest, is_id, snapshot_root, zstd
 from flowdeck.snapshot.pin import current_pin
 from flowdeck.steps.storage.cache import ObjectCache
@@ -263,22 +263,25 @@ class SnapshotSource:
     ) -> int:
         pieces = self.remote.iter_range(key, start, end - start)
         stream = _Stream(pieces)
-        decompressor = zstd().ZstdDecompressor()
+        decoder = FrameDecoder(zstd())
         position, written = start, 0
 
-        def read_frame(offset: int, clen: int) -> bytes:
+        def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
             nonlocal position
-            stream.read(offset - position)  # a gap between two needed contents
-            frame = stream.read(clen)
+            if stream.skip(offset - position) != offset - position:  # a gap between two needed contents
+                raise self._corrupt(pack, f"it ends before offset {offset}")
             position = offset + clen
-            if len(frame) != clen:
-                raise self._corrupt(pack, f"it ends before offset {offset + clen}")
-            return frame
+            try:
+                yield from decoder.frame(stream.pieces(clen), ulen)
+            except ValueError:
+                if stream.ended:
+                    raise self._corrupt(pack, f"it ends before offset {offset + clen}") from None
+                raise
 
         try:
             for sha, chunks in members:
                 rels = need[sha]
-                first = self._write_content(pack, sha, chunks, staging, rels[0], decompressor, read_frame)
+                first = self._write_content(pack, sha, chunks, staging, rels[0], frame)
                 cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
                 written += len(rels)
@@ -344,13 +347,23 @@ class SnapshotSource:
         written = 0
         with open(source, "rb") as region:
 
-            def read_frame(offset: int, clen: int) -> bytes:
+            def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
+                # Small files, mostly: one read and one call per frame is faster than streaming it.
                 region.seek(offset - start)
-                return region.read(clen)
+                data = region.read(clen)
+                if len(data) != clen:
+                    raise self._corrupt(pack, f"it ends before offset {offset + clen}")
+                try:
+                    out: bytes = decompressor.decompress(data, max_output_size=ulen)
+                except zstd().ZstdError as exc:
+                    raise ValueError(f"a frame does not decompress ({exc})") from None
+                if len(out) != ulen:
+                    raise ValueError("a frame has the wrong length")
+                yield out
 
             for sha, chunks in members:
                 rels = need[sha]
-                first = self._write_content(pack, sha, chunks, staging, rels[0], decompressor, read_frame)
+                first = self._write_content(pack, sha, chunks, staging, rels[0], frame)
                 if cache is not None:
                     cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
@@ -364,25 +377,22 @@ class SnapshotSource:
         chunks: list[Chunk],
         staging: Path,
         rel: str,
-        decompressor: Any,
-        read_frame: Callable[[int, int], bytes],
+        frame: Callable[[int, int, int], Iterable[bytes]],
     ) -> Path:
-        """Decompress content ``sha``'s frames (``read_frame(offset, clen)`` gives each frame's bytes) into the
-        staged file ``rel``, checking each frame's length and the whole file's sha256; returns that file."""
+        """Write content ``sha`` into the staged file ``rel`` from its frames (``frame(offset, clen, ulen)``
+        gives one frame's decompressed bytes, raising ValueError on a bad frame), checking the whole file's
+        sha256; returns that file."""
         first = staging / rel
         first.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         with open(first, "wb") as out:
             for offset, clen, ulen in chunks:
-                frame = read_frame(offset, clen)
                 try:
-                    data = decompressor.decompress(frame, max_output_size=ulen)
-                except zstd().ZstdError as exc:
-                    raise self._corrupt(pack, f"a frame does not decompress ({exc})") from None
-                if len(data) != ulen:
-                    raise self._corrupt(pack, "a frame has the wrong length")
-                digest.update(data)
-                out.write(data)
+                    for data in frame(offset, clen, ulen):
+                        digest.update(data)
+                        out.write(data)
+                except ValueError as exc:
+                    raise self._corrupt(pack, str(exc)) from None
         if digest.hexdigest() != sha:
             raise self._corrupt(pack, f"{rel} does not match its sha256")
         return first
@@ -411,25 +421,29 @@ def _keep_pack(local: Path, pack: str, cached: Path) -> bool:
 
 
 class _Stream:
-    """Exact-size reads from an iterator of byte pieces (one piece is kept at a time)."""
+    """Reads of exact sizes from an iterator of byte pieces, handing out slices of one piece at a time."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
-        self._buffer = b""
+        self._buffer = memoryview(b"")
         self._offset = 0
+        self.ended = False
 
-    def read(self, size: int) -> bytes:
-        """``size`` bytes, fewer only at the end of the stream."""
-        parts: list[bytes] = []
+    def pieces(self, size: int) -> Iterator[memoryview]:
+        """The next ``size`` bytes as slices (fewer bytes only at the end of the stream)."""
         while size > 0:
             if self._offset >= len(self._buffer):
                 piece = next(self._pieces, None)
                 if piece is None:
-                    break
-                self._buffer, self._offset = piece, 0
+                    self.ended = True
+                    return
+                self._buffer, self._offset = memoryview(piece), 0
                 continue
             take = self._buffer[self._offset : self._offset + size]
             self._offset += len(take)
             size -= len(take)
-            parts.append(take)
-        return b"".join(parts)
+            yield take
+
+    def skip(self, size: int) -> int:
+        """Drop the next ``size`` bytes; how many there were."""
+        return sum(len(piece) for piece in self.pieces(size))

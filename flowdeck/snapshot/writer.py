@@ -25,6 +25,7 @@ from pathlib import Path
 from flowdeck.errors import StorageError
 from flowdeck.ignore import WalkEntry
 from flowdeck.paths import cache_dir
+from flowdeck.snapshot.frames import encode
 from flowdeck.snapshot.layout import CHUNK, LEVEL, Chunk, PackInfo, SnapshotManifest, snapshot_root, tree_id, zstd
 from flowdeck.snapshot.pin import remember
 from flowdeck.steps.storage.manifest import FileEntry
@@ -142,7 +143,7 @@ def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path
             with open(path, "rb") as fh:
                 while data := fh.read(CHUNK):
                     check.update(data)
-                    frame = compressor.compress(data)
+                    frame = encode(compressor, data)
                     out.write(frame)
                     digest.update(frame)
                     chunks.append((offset, len(frame), len(data)))

@@ -49,6 +49,7 @@ _TRANSIENT_CODES = {
 }
 _MULTIPART = 16 * 1024 * 1024
 _STREAM = 1024 * 1024
+_PIECE = 256 * 1024  # iter_range's pieces: a snapshot pull streams many ranges at once, each holds one
 
 
 def _session_and_params(
@@ -187,11 +188,11 @@ class S3Remote:
         _stream_to(body, local)
 
     def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
-        """A ranged ``get_object``, read 1 MiB at a time."""
+        """A ranged ``get_object``, read 256 KiB at a time."""
         answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
         body = answer["Body"]
         try:
-            yield from body.iter_chunks(_STREAM)
+            yield from body.iter_chunks(_PIECE)
         finally:
             body.close()
 
