@@ -104,6 +104,17 @@ def _tar_phase(args: argparse.Namespace, src: Path, dest: Path) -> float:
     return time.perf_counter() - started
 
 
+def _cpu(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _report(seconds: float, cpu_before: float, who: int = resource.RUSAGE_SELF, **extra: Any) -> dict[str, Any]:
+    """Wall time, CPU time (user + system, threads included) since ``cpu_before``, and peak RSS."""
+    peak = resource.getrusage(who).ru_maxrss / 1024
+    return {"seconds": seconds, "cpu": _cpu(who) - cpu_before, "peak_mib": peak, **extra}
+
+
 def _tool_binary(tool: str) -> str | None:
     if tool == "s5cmd":
         try:
@@ -125,7 +136,7 @@ def _cli_phase() -> dict[str, Any]:
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:] or proc.stdout[-2000:])
-    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}
+    return _report(seconds, 0.0, resource.RUSAGE_CHILDREN)
 
 
 def phase(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,8 +148,8 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
     params = {"endpoint_url": args.endpoint}
     extra: dict[str, Any] = {}
     if args.phase.startswith("prefect-"):
-        seconds = _prefect_phase(args, creds, params)
-        return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        cpu = _cpu()
+        return _report(_prefect_phase(args, creds, params), cpu)
     # Imports happen before the clock starts; creating the client is timed for everyone.
     import boto3  # noqa: F401
 
@@ -147,9 +158,9 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
     from flowdeck.steps.storage.push import push_tree
     from flowdeck.steps.storage.s3 import S3Remote, pull_from_s3, push_to_s3
 
+    cpu = _cpu()
     if args.phase.startswith("tar-"):
-        seconds = _tar_phase(args, src, dest)
-        return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return _report(_tar_phase(args, src, dest), cpu)
     started = time.perf_counter()
     if args.phase in ("seq-push", "par-push", "seq-pull", "par-pull"):
         client = _client(args.endpoint, args.key, args.secret, 32)
@@ -196,8 +207,7 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
         else:
             with ThreadPoolExecutor(32) as pool:
                 list(pool.map(get, keys))
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+    return _report(time.perf_counter() - started, cpu, **extra)
 
 
 class Bench:
@@ -389,10 +399,11 @@ def main() -> int:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"SeaweedFS on loopback, {os.cpu_count()} cores. Seconds from after imports (aws: whole process).")
+    print(f"SeaweedFS on loopback, {os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}.")
+    print("Seconds from after imports (the CLI tools: whole process); CPU: the client's user+system seconds.")
     print("Ratios: Prefect's time / this row's time (>1: faster than Prefect); this row / the tar floor.")
     header = (f"{'data set':<16}{'tool':<28}{'push':>10}{'pull':>10}{'vs Prefect':>16}{'vs tar':>14}"
-              f"{'peak MiB':>14}")
+              f"{'CPU s':>12}{'peak MiB':>12}")
     print(header)
     print("-" * len(header))
     floors = {d: (p, q) for d, t, p, q in table if t == "one tar.zst object"}
@@ -405,7 +416,8 @@ def main() -> int:
         if push and pull and fl and fl[0] and fl[1]:
             vs_tar = f"{push['seconds'] / fl[0]['seconds']:.1f}x/{pull['seconds'] / fl[1]['seconds']:.1f}x"
         mem = f"{push['peak_mib']:.0f}/{pull['peak_mib']:.0f}" if push and pull else ""
-        print(f"{desc:<16}{tool:<28}{_fmt(push):>10}{_fmt(pull):>10}{vs_prefect:>16}{vs_tar:>14}{mem:>14}")
+        cpu = f"{push['cpu']:.2f}/{pull['cpu']:.2f}" if push and pull else ""
+        print(f"{desc:<16}{tool:<28}{_fmt(push):>10}{_fmt(pull):>10}{vs_prefect:>16}{vs_tar:>14}{cpu:>12}{mem:>12}")
     print("\nRedeploy after changing one file (snapshot only):")
     print("\n".join(redeploy))
     if scale:

@@ -32,13 +32,13 @@ def raw_frame(data: bytes | memoryview) -> bytes:
     """A zstd frame holding ``data`` (1 byte to 4 GiB) as raw blocks."""
     size = len(data)
     view = memoryview(data)
-    parts = [_HEADER, struct.pack("<I", size)]
+    parts: list[bytes | memoryview] = [_HEADER, struct.pack("<I", size)]
     for start in range(0, size, RAW_BLOCK):
         block = view[start : start + RAW_BLOCK]
         last = 1 if start + RAW_BLOCK >= size else 0
         # Block header: bit 0 last block, bits 1-2 type (0: raw), bits 3-23 size; 3 bytes little-endian.
         parts.append((last | len(block) << 3).to_bytes(3, "little"))
-        parts.append(block.tobytes())
+        parts.append(block)  # joined once below: one copy of the data
     return b"".join(parts)
 
 

@@ -36,7 +36,7 @@ log = logging.getLogger("flowdeck.storage")
 
 GAP = 512 * 1024  # read through gaps smaller than this rather than send another request
 EXTRACT_THREADS = 4
-STREAMS = 6  # large-file streams at once: about 4 MiB of buffers each
+STREAMS = 16  # large-file streams at once: a few hundred KiB of buffers each
 STREAM_MEMBERS = 8  # regions of at most this many contents are streamed, not staged on disk
 WHOLE = 0.5  # fetch the whole pack when the needed regions cover at least this share of it
 _HINT = (
@@ -239,10 +239,12 @@ class SnapshotSource:
             got = local.stat().st_size
             if got != end - start:
                 raise self._corrupt(pack, f"expected {end - start} bytes at offset {start}, got {got}")
-            if whole and cache.enabled and _keep_pack(local, pack, cached):
+            if whole and cache.enabled:
                 # One cache entry per pack, not one per file: on a slow file system, thousands of cache
-                # links cost as much as the pull itself.
-                self._extract_all(cached, 0, pack, members, need, staging, None, lock, counts, from_cache=False)
+                # links cost as much as the pull itself. Kept once every content taken from it checked out;
+                # the others are checked whenever a later pull extracts them.
+                self._extract_all(local, 0, pack, members, need, staging, None, lock, counts, from_cache=False)
+                _keep_pack(local, cached)
             else:
                 self._extract_all(local, start, pack, members, need, staging, cache, lock, counts, from_cache=False)
             with lock:
@@ -403,21 +405,13 @@ class SnapshotSource:
         )
 
 
-def _keep_pack(local: Path, pack: str, cached: Path) -> bool:
-    """Move a downloaded whole pack into the cache if its bytes hash to its name; False when they do not
-    (the extraction then reports what is wrong) or the cache cannot be written."""
-    digest = hashlib.sha256()
-    with open(local, "rb") as fh:
-        while block := fh.read(1024 * 1024):
-            digest.update(block)
-    if digest.hexdigest() != pack:
-        return False
+def _keep_pack(local: Path, cached: Path) -> None:
+    """Move a downloaded whole pack into the cache (an optimisation: a failure is ignored)."""
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, cached)
     except OSError:
-        return False
-    return True
+        pass
 
 
 class _Stream:
