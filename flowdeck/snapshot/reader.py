@@ -36,7 +36,8 @@ log = logging.getLogger("flowdeck.storage")
 
 GAP = 512 * 1024  # read through gaps smaller than this rather than send another request
 EXTRACT_THREADS = 4
-STREAMS = 16  # large-file streams at once: a few hundred KiB of buffers each
+STREAMS = 16  # large-file streams at once, at most
+STREAM_BUDGET = 24 * 1024 * 1024  # bytes of buffers for all streams: about a piece and a frame window each
 STREAM_MEMBERS = 8  # regions of at most this many contents are streamed, not staged on disk
 WHOLE = 0.5  # fetch the whole pack when the needed regions cover at least this share of it
 _HINT = (
@@ -116,7 +117,9 @@ class SnapshotSource:
         self.root = snapshot_root(prefix)
         self.manifest = manifest
         self.what = what
-        self._slots = threading.BoundedSemaphore(STREAMS)
+        # S3 streams 256 KiB pieces, Azure and GCS 4 MiB ones: as many streams as the budget holds.
+        piece = int(getattr(remote, "range_piece", 4 * 1024 * 1024))
+        self._slots = threading.BoundedSemaphore(max(2, min(STREAMS, STREAM_BUDGET // (piece + 1024 * 1024))))
 
     @property
     def id(self) -> str:

@@ -127,6 +127,8 @@ def _make_client(session_args: dict[str, Any], params: dict[str, Any], workers: 
 class S3Remote:
     """One bucket through one boto3 client (shared by every thread; boto3 clients are thread-safe)."""
 
+    range_piece = _PIECE  # the size of iter_range's pieces (a snapshot pull sizes its streams by it)
+
     def __init__(
         self,
         bucket: str,
