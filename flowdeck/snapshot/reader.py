@@ -1,9 +1,10 @@
 """Fetch a snapshot into a pull's staging directory: verified, from the worker's cache where possible.
 
 Only contents the cache lacks are downloaded. For each pack, the frames needed are coalesced into regions and
-fetched with ranged GETs, or the whole pack in one GET when the regions cover most of it. Each frame is
-decompressed on its own (memory stays at one 1 MiB frame per thread) and every file is checked against its
-sha256 before it can be swapped in.
+fetched with ranged GETs, or the whole pack in one GET when the regions cover most of it. A region of a few
+(large) contents is decoded as it streams in, piece by piece, straight into the staged files (memory per
+stream: a piece and a zstd window, a few hundred KiB on S3); a region of many small ones is staged on disk and
+extracted frame by frame. Every file is checked against its sha256 before it can be swapped in.
 """
 
 from __future__ import annotations
