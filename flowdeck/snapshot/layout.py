@@ -4,8 +4,9 @@ For a push step's folder ``F`` (key prefix ``F/``), everything lives under ``.fl
 sibling of the user's files rather than inside the folder, so Prefect's own pull steps (which download every
 object under ``F/``) never download packs:
 
-* ``packs/<sha256>.pack``: zstd frames, one per 1 MiB chunk of a file's content, back to back. The name is the
-  sha256 of the pack's bytes.
+* ``packs/<sha256>.pack``: zstd frames, one per 1 MiB chunk of a file's content, back to back (compressed, or
+  raw blocks for data that does not compress: see :mod:`.frames`). The name is the sha256 of the pack's index
+  (packs written before the index naming are named by the sha256 of their bytes; both read the same).
 * ``packs/<sha256>.idx``: which contents a pack holds (written after its pack: an index implies its pack).
 * ``snapshots/<id>.json``: a snapshot manifest, written after every pack it names (never a dangling one).
 * ``HEAD``: the last snapshot pushed, for pulls that are not pinned to a version.

@@ -1,9 +1,10 @@
 """Fetch a snapshot into a pull's staging directory: verified, from the worker's cache where possible.
 
 Only contents the cache lacks are downloaded. For each pack, the frames needed are coalesced into regions and
-fetched with ranged GETs, or the whole pack in one GET when the regions cover most of it. Each frame is
-decompressed on its own (memory stays at one 1 MiB frame per thread) and every file is checked against its
-sha256 before it can be swapped in.
+fetched with ranged GETs, or the whole pack in one GET when the regions cover most of it. A region of a few
+(large) contents is decoded as it streams in, piece by piece, straight into the staged files (memory per
+stream: a piece and a zstd window, a few hundred KiB on S3); a region of many small ones is staged on disk and
+extracted frame by frame. Every file is checked against its sha256 before it can be swapped in.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ import logging
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from flowdeck.errors import StorageError
 from flowdeck.paths import cache_dir
+from flowdeck.snapshot.frames import FrameDecoder
 from flowdeck.snapshot.layout import Chunk, SnapshotManifest, is_id, snapshot_root, zstd
 from flowdeck.snapshot.pin import current_pin
 from flowdeck.steps.storage.cache import ObjectCache
@@ -36,7 +37,8 @@ log = logging.getLogger("flowdeck.storage")
 
 GAP = 512 * 1024  # read through gaps smaller than this rather than send another request
 EXTRACT_THREADS = 4
-STREAMS = 6  # large-file streams at once: about 4 MiB of buffers each
+STREAMS = 16  # large-file streams at once, at most
+STREAM_BUDGET = 24 * 1024 * 1024  # bytes of buffers for all streams: about a piece and a frame window each
 STREAM_MEMBERS = 8  # regions of at most this many contents are streamed, not staged on disk
 WHOLE = 0.5  # fetch the whole pack when the needed regions cover at least this share of it
 _HINT = (
@@ -116,7 +118,9 @@ class SnapshotSource:
         self.root = snapshot_root(prefix)
         self.manifest = manifest
         self.what = what
-        self._slots = threading.BoundedSemaphore(STREAMS)
+        # S3 streams 256 KiB pieces, Azure and GCS 4 MiB ones: as many streams as the budget holds.
+        piece = int(getattr(remote, "range_piece", 4 * 1024 * 1024))
+        self._slots = threading.BoundedSemaphore(max(2, min(STREAMS, STREAM_BUDGET // (piece + 1024 * 1024))))
 
     @property
     def id(self) -> str:
@@ -239,10 +243,12 @@ class SnapshotSource:
             got = local.stat().st_size
             if got != end - start:
                 raise self._corrupt(pack, f"expected {end - start} bytes at offset {start}, got {got}")
-            if whole and cache.enabled and _keep_pack(local, pack, cached):
+            if whole and cache.enabled:
                 # One cache entry per pack, not one per file: on a slow file system, thousands of cache
-                # links cost as much as the pull itself.
-                self._extract_all(cached, 0, pack, members, need, staging, None, lock, counts, from_cache=False)
+                # links cost as much as the pull itself. Kept once every content taken from it checked out;
+                # the others are checked whenever a later pull extracts them.
+                self._extract_all(local, 0, pack, members, need, staging, None, lock, counts, from_cache=False)
+                _keep_pack(local, cached)
             else:
                 self._extract_all(local, start, pack, members, need, staging, cache, lock, counts, from_cache=False)
             with lock:
@@ -263,22 +269,25 @@ class SnapshotSource:
     ) -> int:
         pieces = self.remote.iter_range(key, start, end - start)
         stream = _Stream(pieces)
-        decompressor = zstd().ZstdDecompressor()
+        decoder = FrameDecoder(zstd())
         position, written = start, 0
 
-        def read_frame(offset: int, clen: int) -> bytes:
+        def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
             nonlocal position
-            stream.read(offset - position)  # a gap between two needed contents
-            frame = stream.read(clen)
+            if stream.skip(offset - position) != offset - position:  # a gap between two needed contents
+                raise self._corrupt(pack, f"it ends before offset {offset}")
             position = offset + clen
-            if len(frame) != clen:
-                raise self._corrupt(pack, f"it ends before offset {offset + clen}")
-            return frame
+            try:
+                yield from decoder.frame(stream.pieces(clen), ulen)
+            except ValueError:
+                if stream.ended:
+                    raise self._corrupt(pack, f"it ends before offset {offset + clen}") from None
+                raise
 
         try:
             for sha, chunks in members:
                 rels = need[sha]
-                first = self._write_content(pack, sha, chunks, staging, rels[0], decompressor, read_frame)
+                first = self._write_content(pack, sha, chunks, staging, rels[0], frame)
                 cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
                 written += len(rels)
@@ -344,13 +353,23 @@ class SnapshotSource:
         written = 0
         with open(source, "rb") as region:
 
-            def read_frame(offset: int, clen: int) -> bytes:
+            def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
+                # Small files, mostly: one read and one call per frame is faster than streaming it.
                 region.seek(offset - start)
-                return region.read(clen)
+                data = region.read(clen)
+                if len(data) != clen:
+                    raise self._corrupt(pack, f"it ends before offset {offset + clen}")
+                try:
+                    out: bytes = decompressor.decompress(data, max_output_size=ulen)
+                except zstd().ZstdError as exc:
+                    raise ValueError(f"a frame does not decompress ({exc})") from None
+                if len(out) != ulen:
+                    raise ValueError("a frame has the wrong length")
+                yield out
 
             for sha, chunks in members:
                 rels = need[sha]
-                first = self._write_content(pack, sha, chunks, staging, rels[0], decompressor, read_frame)
+                first = self._write_content(pack, sha, chunks, staging, rels[0], frame)
                 if cache is not None:
                     cache.store(sha, first)
                 self._copies(first, staging, rels[1:])
@@ -364,25 +383,22 @@ class SnapshotSource:
         chunks: list[Chunk],
         staging: Path,
         rel: str,
-        decompressor: Any,
-        read_frame: Callable[[int, int], bytes],
+        frame: Callable[[int, int, int], Iterable[bytes]],
     ) -> Path:
-        """Decompress content ``sha``'s frames (``read_frame(offset, clen)`` gives each frame's bytes) into the
-        staged file ``rel``, checking each frame's length and the whole file's sha256; returns that file."""
+        """Write content ``sha`` into the staged file ``rel`` from its frames (``frame(offset, clen, ulen)``
+        gives one frame's decompressed bytes, raising ValueError on a bad frame), checking the whole file's
+        sha256; returns that file."""
         first = staging / rel
         first.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         with open(first, "wb") as out:
             for offset, clen, ulen in chunks:
-                frame = read_frame(offset, clen)
                 try:
-                    data = decompressor.decompress(frame, max_output_size=ulen)
-                except zstd().ZstdError as exc:
-                    raise self._corrupt(pack, f"a frame does not decompress ({exc})") from None
-                if len(data) != ulen:
-                    raise self._corrupt(pack, "a frame has the wrong length")
-                digest.update(data)
-                out.write(data)
+                    for data in frame(offset, clen, ulen):
+                        digest.update(data)
+                        out.write(data)
+                except ValueError as exc:
+                    raise self._corrupt(pack, str(exc)) from None
         if digest.hexdigest() != sha:
             raise self._corrupt(pack, f"{rel} does not match its sha256")
         return first
@@ -393,43 +409,39 @@ class SnapshotSource:
         )
 
 
-def _keep_pack(local: Path, pack: str, cached: Path) -> bool:
-    """Move a downloaded whole pack into the cache if its bytes hash to its name; False when they do not
-    (the extraction then reports what is wrong) or the cache cannot be written."""
-    digest = hashlib.sha256()
-    with open(local, "rb") as fh:
-        while block := fh.read(1024 * 1024):
-            digest.update(block)
-    if digest.hexdigest() != pack:
-        return False
+def _keep_pack(local: Path, cached: Path) -> None:
+    """Move a downloaded whole pack into the cache (an optimisation: a failure is ignored)."""
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, cached)
     except OSError:
-        return False
-    return True
+        pass
 
 
 class _Stream:
-    """Exact-size reads from an iterator of byte pieces (one piece is kept at a time)."""
+    """Reads of exact sizes from an iterator of byte pieces, handing out slices of one piece at a time."""
 
     def __init__(self, pieces: Iterator[bytes]) -> None:
         self._pieces = pieces
-        self._buffer = b""
+        self._buffer = memoryview(b"")
         self._offset = 0
+        self.ended = False
 
-    def read(self, size: int) -> bytes:
-        """``size`` bytes, fewer only at the end of the stream."""
-        parts: list[bytes] = []
+    def pieces(self, size: int) -> Iterator[memoryview]:
+        """The next ``size`` bytes as slices (fewer bytes only at the end of the stream)."""
         while size > 0:
             if self._offset >= len(self._buffer):
                 piece = next(self._pieces, None)
                 if piece is None:
-                    break
-                self._buffer, self._offset = piece, 0
+                    self.ended = True
+                    return
+                self._buffer, self._offset = memoryview(piece), 0
                 continue
             take = self._buffer[self._offset : self._offset + size]
             self._offset += len(take)
             size -= len(take)
-            parts.append(take)
-        return b"".join(parts)
+            yield take
+
+    def skip(self, size: int) -> int:
+        """Drop the next ``size`` bytes; how many there were."""
+        return sum(len(piece) for piece in self.pieces(size))

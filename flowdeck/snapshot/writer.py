@@ -25,6 +25,7 @@ from pathlib import Path
 from flowdeck.errors import StorageError
 from flowdeck.ignore import WalkEntry
 from flowdeck.paths import cache_dir
+from flowdeck.snapshot.frames import encode
 from flowdeck.snapshot.layout import CHUNK, LEVEL, Chunk, PackInfo, SnapshotManifest, snapshot_root, tree_id, zstd
 from flowdeck.snapshot.pin import remember
 from flowdeck.steps.storage.manifest import FileEntry
@@ -128,10 +129,15 @@ def _plan_packs(contents: list[tuple[str, Path, int]], threads: int) -> list[lis
     return packs
 
 
-def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path, str, PackInfo]:
-    """Compress the contents into one local pack file, 1 MiB frame by frame (memory stays flat)."""
+def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path, str, PackInfo, bytes]:
+    """Encode the contents into one local pack file, 1 MiB frame by frame (memory stays flat); return it, its
+    name, its index and the index's bytes.
+
+    The name is the sha256 of the index (each content's sha256 and the offset and lengths of its frames), not
+    of the pack's bytes: that saves a hash of every byte pushed, and is as safe, because a pull checks every
+    content against its sha256, and two packs with one index hold the same frames (a rewrite of a pack by a
+    concurrent push of the same contents leaves every index naming it true)."""
     compressor = zstd().ZstdCompressor(level=LEVEL)
-    digest = hashlib.sha256()
     blobs: dict[str, list[Chunk]] = {}
     offset = 0
     fd, tmp = tempfile.mkstemp(dir=workdir, suffix=".pack")
@@ -142,9 +148,8 @@ def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path
             with open(path, "rb") as fh:
                 while data := fh.read(CHUNK):
                     check.update(data)
-                    frame = compressor.compress(data)
+                    frame = encode(compressor, data)
                     out.write(frame)
-                    digest.update(frame)
                     chunks.append((offset, len(frame), len(data)))
                     offset += len(frame)
             if check.hexdigest() != sha:
@@ -152,7 +157,9 @@ def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path
                     f"{path} changed while it was being pushed", hint="push again once the file is stable"
                 )
             blobs[sha] = chunks
-    return Path(tmp), digest.hexdigest(), PackInfo(offset, blobs)
+    info = PackInfo(offset, blobs)
+    idx = json.dumps(info.to_json(), separators=(",", ":")).encode()
+    return Path(tmp), hashlib.sha256(idx).hexdigest(), info, idx
 
 
 def write_snapshot(
@@ -193,11 +200,10 @@ def write_snapshot(
 
             def one(items: list[tuple[str, Path, int]]) -> None:
                 nonlocal uploaded
-                local, name, info = _build_pack(items, workdir)
+                local, name, info, idx = _build_pack(items, workdir)
                 try:
                     key = f"{root}packs/{name}.pack"
                     with_retries(remote, "upload", key, partial(remote.upload, local, key, info.size))
-                    idx = json.dumps(info.to_json(), separators=(",", ":")).encode()
                     idx_key = f"{root}packs/{name}.idx"
                     with_retries(remote, "write", idx_key, partial(remote.write, idx_key, idx))
                     _save_index(_index_cache(remote.url(root)), name, idx)

@@ -291,9 +291,11 @@ def _pull_locked(
         record: dict[str, dict[str, Any]] = dict(unchanged)
         for rel, _, entry in todo:
             staged = files / rel
-            if entry is not None:
-                os.chmod(staged, entry.mode & 0o777)
             st = staged.stat()
+            # Most files are created with their mode already (0o644 under the usual umask): a chmod per file
+            # is a tenth of a small-file pull.
+            if entry is not None and st.st_mode & 0o777 != entry.mode & 0o777:
+                os.chmod(staged, entry.mode & 0o777)
             sha = entry.sha256 if entry is not None else file_sha256(staged)
             record[rel] = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
         swap = Swap(

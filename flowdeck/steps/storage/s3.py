@@ -49,6 +49,7 @@ _TRANSIENT_CODES = {
 }
 _MULTIPART = 16 * 1024 * 1024
 _STREAM = 1024 * 1024
+_PIECE = 256 * 1024  # iter_range's pieces: a snapshot pull streams many ranges at once, each holds one
 
 
 def _session_and_params(
@@ -126,6 +127,8 @@ def _make_client(session_args: dict[str, Any], params: dict[str, Any], workers: 
 class S3Remote:
     """One bucket through one boto3 client (shared by every thread; boto3 clients are thread-safe)."""
 
+    range_piece = _PIECE  # the size of iter_range's pieces (a snapshot pull sizes its streams by it)
+
     def __init__(
         self,
         bucket: str,
@@ -187,11 +190,11 @@ class S3Remote:
         _stream_to(body, local)
 
     def iter_range(self, key: str, start: int, length: int) -> Iterator[bytes]:
-        """A ranged ``get_object``, read 1 MiB at a time."""
+        """A ranged ``get_object``, read 256 KiB at a time."""
         answer = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{start + length - 1}")
         body = answer["Body"]
         try:
-            yield from body.iter_chunks(_STREAM)
+            yield from body.iter_chunks(_PIECE)
         finally:
             body.close()
 
