@@ -21,8 +21,11 @@ own does and nothing more:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import random
+import ssl
+import sys
 import time
 import uuid
 from collections.abc import Mapping
@@ -30,7 +33,16 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+if "httpx" not in sys.modules:
+    # httpx's package imports its optional command line (click, rich, pygments: about 0.1 s) whenever they
+    # happen to be installed; flowdeck never calls it, and every `flowdeck flow-run execute` would pay.
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    finally:
+        del sys.modules["httpx._main"]  # a later `import httpx._main` works as usual
+else:
+    import httpx
 
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
@@ -112,6 +124,16 @@ def _explain_422(detail: Any) -> str:
     return "; ".join(problems) or str(detail)
 
 
+@functools.cache
+def _tls_context(https: bool) -> ssl.SSLContext:
+    """One TLS context per process (loading the CA bundle costs ~30 ms, and a flow run opens three clients)."""
+    if https:
+        return httpx.create_ssl_context(trust_env=False)
+    # A plain-http server needs no CA bundle; this context loads none, so it could never make a TLS
+    # connection unverified: it would refuse it.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
@@ -129,7 +151,7 @@ class PrefectClient:
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
         self._http = httpx.Client(base_url=base, headers={"Accept": "application/json", **config.headers()},
-                                  timeout=timeout, trust_env=False)
+                                  timeout=timeout, trust_env=False, verify=_tls_context(base.startswith("https:")))
 
     # ------------------------------------------------------------------------------------------ plumbing
 
