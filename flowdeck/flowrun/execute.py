@@ -2,10 +2,12 @@
 
 1. read the flow run and its deployment from the server; a run already final or being cancelled is not
    started;
-2. propose RUNNING (the server may refuse: another process has it);
+2. propose RUNNING, on a thread of its own while step 3 runs (the server may refuse: another process has
+   it; then the flow is not called, the run's state is left alone and the pull's log lines are dropped);
 3. run the deployment's pull steps with flowdeck's engine in the working directory (blocks and variables
    from the same server); with no pull steps, change into the deployment's ``path`` as Prefect does;
-4. call the entrypoint in a child process of its own process group; its output becomes the run's logs;
+4. once RUNNING is accepted, call the entrypoint in a child process of its own process group; its output
+   becomes the run's logs;
 5. end COMPLETED, FAILED (the flow raised, or a pull step failed: the message says which step and, for the
    flow, the ``file:line``), or CRASHED (the flow's process died, or flowdeck could not run it).
 
@@ -33,7 +35,7 @@ from typing import IO, Any
 
 from flowdeck.errors import FlowdeckError, FlowRunError
 from flowdeck.flowrun.logs import LogShipper
-from flowdeck.flowrun.server import FINAL_STATES, FlowRunApi
+from flowdeck.flowrun.server import FINAL_STATES, FlowRunApi, StateResult
 from flowdeck.redact import redact
 from flowdeck.registry.server.client import ServerConfig
 
@@ -214,6 +216,15 @@ def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], 
         return Outcome("CRASHED", f"The flow's process {how}")
 
 
+def _accepted(proposal: _Proposal, shipper: LogShipper) -> None:
+    """Raise :class:`_NotStarted` (dropping the held logs) unless the server accepted RUNNING."""
+    answer = proposal.answer()
+    if answer.status != "ACCEPT":
+        shipper.discard()
+        raise _NotStarted(f"the server did not let the run start: {answer.reason or answer.status}")
+    shipper.release()
+
+
 def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     level = logging.INFO if outcome.state == "COMPLETED" else logging.ERROR
     shipper.log("flowdeck.flow_run", level, outcome.message)
@@ -223,11 +234,60 @@ def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     return outcome
 
 
+def _warm_up() -> None:
+    """Import the pull steps' engine on a thread of its own while the server answers the first requests:
+    the imports need the CPU, the requests only wait. ``_pull`` imports them again (a no-op by then, or
+    the same error raised where it is reported)."""
+
+    def load() -> None:
+        try:
+            import flowdeck.resolver
+            import flowdeck.steps.runner
+            import flowdeck.worker  # noqa: F401
+        except BaseException:  # the pull's own import reports it
+            pass
+
+    threading.Thread(target=load, name="flowdeck-warm-up", daemon=True).start()
+
+
+class _Proposal:
+    """RUNNING proposed on a thread of its own while the pull steps run (Prefect's own engine also pulls
+    before it proposes RUNNING); the flow starts only once the server accepted it. The main thread does
+    not use ``api`` until :meth:`answer` returned."""
+
+    def __init__(self, api: FlowRunApi) -> None:
+        self._api = api
+        self._answer: StateResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._propose, name="flowdeck-running", daemon=True)
+        self._thread.start()
+
+    def _propose(self) -> None:
+        try:
+            self._answer = self._api.set_state("RUNNING")
+        except BaseException as exc:  # raised in the main thread by answer()
+            self._error = exc
+
+    def answer(self) -> StateResult:
+        """The server's answer (waits for it); raises what proposing it raised."""
+        while self._thread.is_alive():
+            self._thread.join(0.05)  # short joins: a signal handler still runs in between
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
+
+
+class _NotStarted(Exception):
+    """The server did not accept RUNNING: the run belongs to someone else, or to no one."""
+
+
 def execute_flow_run(options: ExecuteOptions) -> Outcome:
     """Run the flow run ``options.flow_run_id`` to an end state; see the module's description."""
+    _warm_up()
     api = FlowRunApi(options.config, options.flow_run_id)
     try:
-        run = api.read_flow_run()
+        run = api.read_flow_run_checked()
         state = (run.get("state") or {}).get("type")
         if state == "CANCELLING":
             api.set_state("CANCELLED", "Cancelled before it started")
@@ -238,9 +298,6 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
             raise FlowRunError(f"flow run {options.flow_run_id} has no deployment",
                                hint="only runs of deployments can be executed")
         deployment = api.read_deployment(str(run["deployment_id"]))
-        answer = api.set_state("RUNNING")
-        if answer.status != "ACCEPT":
-            return Outcome("NOT_STARTED", f"the server did not let the run start: {answer.reason or answer.status}")
         return _execute(api, run, deployment, options)
     finally:
         api.close()
@@ -248,13 +305,15 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
 
 def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
              options: ExecuteOptions) -> Outcome:
-    shipper = LogShipper(options.config, options.flow_run_id)
+    # Held until the server accepts RUNNING: lines of a run that is not ours never reach it.
+    shipper = LogShipper(options.config, options.flow_run_id, hold=True)
     handler = shipper.handler()
     flowdeck_logger = logging.getLogger("flowdeck")
     flowdeck_logger.addHandler(handler)
     control = _Control()
     stop = threading.Event()
     before = os.getcwd()
+    proposal = _Proposal(api)
     try:
         with _signals(control):
             _watch_cancellation(options, control, stop)
@@ -267,7 +326,10 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                 control.phase = "flow"
                 if control.cancel is not None:
                     raise _Cancelled()
+                _accepted(proposal, shipper)
                 outcome = _run_flow(directory, deployment, run, options, control, shipper)
+            except _NotStarted as exc:
+                return Outcome("NOT_STARTED", str(exc))
             except _Cancelled:
                 by = control.cancel or "signal"
                 why = "a signal (SIGTERM/SIGINT)" if by == "signal" else "a cancellation from the server"
@@ -278,6 +340,10 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                 outcome = Outcome("CRASHED", f"flowdeck could not run the flow: {type(exc).__name__}: "
                                              f"{redact(str(exc))}")
             control.phase = "end"
+            try:
+                _accepted(proposal, shipper)  # the pull failed or was cancelled: end the run only if ours
+            except _NotStarted as exc:
+                return Outcome("NOT_STARTED", str(exc))
             return _finish(api, outcome, shipper)
     finally:
         stop.set()

@@ -26,9 +26,10 @@ import json
 import random
 import ssl
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -305,6 +306,29 @@ class PrefectClient:
             return None
 
     # ------------------------------------------------------------------------------------------- version
+
+    def check_version_in_background(self) -> Callable[[], None]:
+        """Start :meth:`check_version` on a thread of its own, so the first requests need not wait a round
+        trip for it; the returned function waits for it and raises what it raised: call it before acting on
+        an answer. Until then only this client's caller may use it (one more thread, not many)."""
+        self._version_checked = True
+        failure: list[BaseException] = []
+
+        def check() -> None:
+            try:
+                self.check_version()
+            except BaseException as exc:  # handed to the caller's thread by wait()
+                failure.append(exc)
+
+        thread = threading.Thread(target=check, name="flowdeck-version-check", daemon=True)
+        thread.start()
+
+        def wait() -> None:
+            thread.join()
+            if failure:
+                raise failure[0]
+
+        return wait
 
     def check_version(self) -> str:
         """The server's version; a major version other than :data:`SUPPORTED_MAJOR` is refused."""
