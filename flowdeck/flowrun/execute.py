@@ -22,7 +22,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ from types import FrameType
 from typing import IO, Any
 
 from flowdeck.errors import FlowdeckError, FlowRunError
+from flowdeck.flowrun.launch import FlowProcess, starts_early
 from flowdeck.flowrun.logs import LogShipper
 from flowdeck.flowrun.server import FINAL_STATES, FlowRunApi, StateResult
 from flowdeck.redact import redact
@@ -174,8 +174,13 @@ def _stop_group(proc: subprocess.Popen[str], grace: float) -> None:
             return
 
 
+def _start_early(deployment: dict[str, Any]) -> FlowProcess | None:
+    """The flow's process, started now when the pull steps cannot change what it would see at start-up."""
+    return FlowProcess(Path.cwd()) if starts_early(deployment.get("pull_steps") or []) else None
+
+
 def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], options: ExecuteOptions,
-              control: _Control, shipper: LogShipper) -> Outcome:
+              control: _Control, shipper: LogShipper, early: FlowProcess | None = None) -> Outcome:
     entrypoint = deployment.get("entrypoint")
     if not entrypoint:
         raise FlowRunError("the deployment has no entrypoint", hint="deploy it again with an entrypoint")
@@ -186,11 +191,7 @@ def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], 
                 "error_file": str(error_file)}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         spec_path.chmod(0o600)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck.cli.flowrun_child", str(spec_path)], cwd=directory, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-            errors="replace", start_new_session=True)
+        proc = (early or FlowProcess(directory)).go(spec_path)
         echo = options.echo
         assert proc.stdout is not None and proc.stderr is not None
         readers = [threading.Thread(target=_stream, args=(pipe, is_err, shipper, echo), daemon=True)
@@ -314,6 +315,7 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
     stop = threading.Event()
     before = os.getcwd()
     proposal = _Proposal(api)
+    early: FlowProcess | None = None
     try:
         with _signals(control):
             _watch_cancellation(options, control, stop)
@@ -321,13 +323,14 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                 if options.directory is not None:
                     options.directory.mkdir(parents=True, exist_ok=True)
                     os.chdir(options.directory)
+                early = _start_early(deployment)
                 control.phase = "pull"
                 directory = _pull(deployment, shipper)
                 control.phase = "flow"
                 if control.cancel is not None:
                     raise _Cancelled()
                 _accepted(proposal, shipper)
-                outcome = _run_flow(directory, deployment, run, options, control, shipper)
+                outcome = _run_flow(directory, deployment, run, options, control, shipper, early)
             except _NotStarted as exc:
                 return Outcome("NOT_STARTED", str(exc))
             except _Cancelled:
@@ -346,6 +349,8 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                 return Outcome("NOT_STARTED", str(exc))
             return _finish(api, outcome, shipper)
     finally:
+        if early is not None:
+            early.abandon()  # not used (the pull failed, or the run is not ours): a no-op once it ran
         stop.set()
         flowdeck_logger.removeHandler(handler)
         shipper.close()
