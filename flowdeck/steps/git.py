@@ -270,12 +270,23 @@ def _clone_via_cache(tmp: Path, job: _Job) -> None:
         # A warm cache: write the files while the server is asked what changed (sparse checkouts, rare,
         # keep the plain order). When the server had something new, the updated mirror is cloned.
         if mirror.exists() and not job.directories:
-            if clone_while_updating(mirror, tmp, update, lambda: _check_out_clone(tmp, job)):
+            if clone_while_updating(mirror, tmp, update, lambda: _clone_mirror(mirror, tmp, job)):
                 return
         else:
             update()
         local_clone(mirror, tmp)
     _check_out_clone(tmp, job)
+
+
+def _clone_mirror(mirror: Path, tmp: Path, job: _Job) -> None:
+    """Clone the mirror into ``tmp`` and check out what ``job`` asks for."""
+    if job.commit_sha or job.branch:
+        local_clone(mirror, tmp)
+        _check_out_clone(tmp, job)
+        return
+    local_clone(mirror, tmp, checkout=True)  # the default branch: the clone checks it out
+    git(["remote", "set-url", "origin", job.url], cwd=tmp)
+    _sparse(tmp, job)
 
 
 def _check_out_clone(tmp: Path, job: _Job) -> None:

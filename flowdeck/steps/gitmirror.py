@@ -26,14 +26,15 @@ __all__ = ["clone_while_updating", "local_clone", "refs_fingerprint"]
 log = logging.getLogger("flowdeck.steps.git")
 
 
-def local_clone(mirror: Path, tmp: Path) -> None:
-    """Clone the mirror with hard links when it shares a filesystem with ``tmp``, else by copying.
+def local_clone(mirror: Path, tmp: Path, *, checkout: bool = False) -> None:
+    """Clone the mirror with hard links when it shares a filesystem with ``tmp``, else by copying; with
+    ``checkout``, also check out the mirror's ``HEAD`` (one git instead of two).
 
     ``--local`` makes git fail ("Invalid cross-device link") rather than copy when a link is impossible,
     e.g. with the working directory on a tmpfs. A copy, not ``--reference``/alternates: the clone must not
     depend on a cache that may be deleted.
     """
-    args = ["clone", "--quiet", "--no-checkout"]
+    args = ["clone", "--quiet"] if checkout else ["clone", "--quiet", "--no-checkout"]
     if os.stat(mirror).st_dev == os.stat(tmp.parent).st_dev:
         try:
             git([*args, "--local", "--", str(mirror), str(tmp)])
@@ -91,19 +92,23 @@ class _Background:
 
 
 def clone_while_updating(mirror: Path, tmp: Path, update: Callable[[], object],
-                         check_out: Callable[[], None]) -> bool:
-    """Clone ``mirror`` (which must exist) into ``tmp`` and ``check_out`` while ``update`` runs; see the
-    module's description. True when the clone stands; False when ``tmp`` was removed and the caller must
-    clone the updated mirror. Raises what ``update`` raised. The caller holds the mirror's lock."""
+                         clone: Callable[[], None]) -> bool:
+    """``clone`` the mirror (which must exist) into ``tmp`` while ``update`` runs; see the module's
+    description. True when the clone stands; False when ``tmp`` was removed and the caller must clone the
+    updated mirror. Raises what ``update`` raised. The caller holds the mirror's lock.
+
+    The clone may read the mirror while the update writes it: git writes objects before the refs that
+    reach them, and a clone that saw a ref change, or failed because of one, is thrown away, since then
+    the refs are no longer those fingerprinted before the update started.
+    """
     before = refs_fingerprint(mirror)
-    local_clone(mirror, tmp)  # before the update starts: the clone is the state fingerprinted
     updating = _Background(update)
     try:
         try:
-            check_out()
+            clone()
             checked_out = True
         except GitError as exc:  # e.g. a branch the server only now has: the update brings it
-            log.debug("checking out the cached copy failed (%s); waiting for the server", exc)
+            log.debug("cloning the cached copy failed (%s); waiting for the server", exc)
             checked_out = False
     except BaseException:
         try:
