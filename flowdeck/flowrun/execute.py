@@ -285,8 +285,8 @@ class _NotStarted(Exception):
 
 def execute_flow_run(options: ExecuteOptions) -> Outcome:
     """Run the flow run ``options.flow_run_id`` to an end state; see the module's description."""
-    _warm_up()
     api = FlowRunApi(options.config, options.flow_run_id)
+    _warm_up()  # after the client's own imports, which the first request needs: they would share the GIL
     try:
         run = api.read_flow_run_checked()
         state = (run.get("state") or {}).get("type")
