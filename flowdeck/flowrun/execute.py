@@ -235,10 +235,11 @@ def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     return outcome
 
 
-def _warm_up() -> None:
+def _warm_up() -> threading.Thread:
     """Import the pull steps' engine on a thread of its own while the server answers the first requests:
-    the imports need the CPU, the requests only wait. ``_pull`` imports them again (a no-op by then, or
-    the same error raised where it is reported)."""
+    the imports need the CPU, the requests only wait. Join it before importing any of it on the main
+    thread (two threads importing one cycle of modules can deadlock). ``_pull`` imports them again (a
+    no-op by then, or the same error raised where it is reported)."""
 
     def load() -> None:
         try:
@@ -248,7 +249,9 @@ def _warm_up() -> None:
         except BaseException:  # the pull's own import reports it
             pass
 
-    threading.Thread(target=load, name="flowdeck-warm-up", daemon=True).start()
+    thread = threading.Thread(target=load, name="flowdeck-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 class _Proposal:
@@ -286,7 +289,7 @@ class _NotStarted(Exception):
 def execute_flow_run(options: ExecuteOptions) -> Outcome:
     """Run the flow run ``options.flow_run_id`` to an end state; see the module's description."""
     api = FlowRunApi(options.config, options.flow_run_id)
-    _warm_up()  # after the client's own imports, which the first request needs: they would share the GIL
+    warming = _warm_up()  # after the client's own imports, which the first request needs (one GIL)
     try:
         run = api.read_flow_run_checked()
         state = (run.get("state") or {}).get("type")
@@ -299,6 +302,7 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
             raise FlowRunError(f"flow run {options.flow_run_id} has no deployment",
                                hint="only runs of deployments can be executed")
         deployment = api.read_deployment(str(run["deployment_id"]))
+        warming.join()
         return _execute(api, run, deployment, options)
     finally:
         api.close()
