@@ -17,11 +17,16 @@ flowdeck cache and a new working directory; ``warm`` keeps the cache (as a worke
 new working directory each run. The S3 folder is pushed with flowdeck's ``push_to_s3`` (its manifest lets
 flowdeck's warm pulls copy unchanged files from the cache). Ratios are against Prefect's own pull at the
 same temperature. The machine's load shows in every number: compare ratios from one run only.
+
+flowdeck's modules are byte-compiled once before timing, as ``pip install`` does for an installed
+flowdeck (Prefect's packages are); without it, a checkout run under ``PYTHONDONTWRITEBYTECODE=1`` would
+compile all of flowdeck in every timed process, which no installed worker does.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
 import shutil
 import statistics
@@ -130,13 +135,22 @@ def _time_run(client: PrefectClient, deployment_id: str, argv: list[str], env: d
     return first_line - start
 
 
-def _measure(action: Callable[[Path], float], cache_root: Path, runs: int) -> tuple[float, float]:
-    """(cold, warm median): cold with a new cache, then ``runs`` warm runs sharing a primed cache."""
-    cold = action(cache_root / "cold")
-    warm_cache = cache_root / "warm"
-    action(warm_cache)  # primes the cache
-    warm = statistics.median(action(warm_cache) for _ in range(runs))
-    return cold, warm
+def _measure(actions: dict[Any, Callable[[Path], float]], cache_root: Path,
+             runs: int) -> dict[Any, tuple[float, float]]:
+    """(cold, warm median) per case: cold with a new cache, then ``runs`` warm runs sharing a primed cache.
+
+    The cases take turns (every case's cold run, then every case's priming run, then round after round
+    of one warm run each), so a change of the machine's load falls on all of them alike.
+    """
+    caches = {key: cache_root / f"{index}" for index, key in enumerate(actions)}
+    cold = {key: action(caches[key] / "cold") for key, action in actions.items()}
+    for key, action in actions.items():
+        action(caches[key] / "warm")  # primes the cache
+    warm: dict[Any, list[float]] = {key: [] for key in actions}
+    for _ in range(runs):
+        for key, action in actions.items():
+            warm[key].append(action(caches[key] / "warm"))
+    return {key: (cold[key], statistics.median(warm[key])) for key in actions}
 
 
 def main() -> int:
@@ -147,6 +161,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.files, args.runs = 40, 1
+    # As `pip install` does (the worker environment installs this checkout in editable mode, which does not).
+    compileall.compile_dir(ROOT / "flowdeck", quiet=1)
     root = Path(tempfile.mkdtemp(prefix="flowdeck-bench-worker-"))
     servers: list[Any] = []
     try:
@@ -185,9 +201,8 @@ def main() -> int:
                           flowdeck_cmd))
 
         base_env = {**prefect_env(root / "prefect-client-home"), **server.env(), "PYTHONPATH": str(ROOT)}
-        results: dict[tuple[str, str], tuple[float, float]] = {}
+        actions: dict[tuple[str, str], Callable[[Path], float]] = {}
         for storage, label, deployment_id, argv in cases:
-            print(f"  {storage} {label} ...", file=sys.stderr)
             scratch = root / "jobs" / f"{storage}-{label.replace(' ', '')}"
             scratch.mkdir(parents=True)
 
@@ -196,7 +211,9 @@ def main() -> int:
                 env = {**base_env, "FLOWDECK_CACHE_DIR": str(cache)}
                 return _time_run(client, deployment_id, argv, env, scratch)
 
-            results[(storage, label)] = _measure(action, root / "caches" / f"{storage}-{label}", args.runs)
+            actions[(storage, label)] = action
+        print(f"  timing {len(actions)} cases, taking turns ...", file=sys.stderr)
+        results = _measure(actions, root / "caches", args.runs)
         client.close()
 
         print(f"flow run start -> the flow's first line; {args.files} files; warm = median of {args.runs} runs")

@@ -13,8 +13,6 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flowdeck.block_store import env_var_name
-
 __all__ = ["StoreResolver", "default_resolver"]
 
 
@@ -36,6 +34,8 @@ class StoreResolver:
             registry = current()
             record = registry.find_block(type_slug, name, environ=self._environ)
             if record is None:
+                from flowdeck.block_store import env_var_name  # with the store: not for steps without blocks
+
                 env = env_var_name(type_slug, name)
                 raise KeyError(f"block {type_slug}/{name} not found in {registry.description} or in ${env}")
             self._blocks[key] = record.data

@@ -7,7 +7,6 @@ now, and returns the final working directory (the last ``directory`` output wins
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
@@ -18,19 +17,20 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowdeck.config import parse_step
 from flowdeck.errors import DeployError, FlowdeckError
-from flowdeck.flowinfo import split_entrypoint
-from flowdeck.history import RunRow, VersionRow
 from flowdeck.paths import home_dir
 from flowdeck.redact import redact
-from flowdeck.runlogs import RunLogCapture
-from flowdeck.snapshot.pin import pinned_snapshots
-from flowdeck.steps.loader import import_object
 from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
 from flowdeck.templating.references import ReferenceResolver
+
+if TYPE_CHECKING:
+    from flowdeck.history import RunRow, VersionRow
+
+# What only pull_deployment and run_deployment need is imported there: `flowdeck flow-run execute` runs
+# pull steps (run_pull_steps) in every flow run and must not wait for the store, run logs or asyncio.
 
 __all__ = ["PullResult", "RunResult", "pull_deployment", "run_deployment", "run_pull_steps"]
 
@@ -91,6 +91,8 @@ def pull_deployment(
     target.mkdir(parents=True, exist_ok=True)
     target = target.resolve()
     options = RunOptions(resolver=resolver, strict=strict, install_requires=install_requires, root=target)
+    from flowdeck.snapshot.pin import pinned_snapshots
+
     # The version's snapshots pin its storage pulls to exactly the code it was deployed with.
     pin = pinned_snapshots(row.record.get("snapshots"), f"{row.deployment} version {row.label}")
     with _chdir(target), pin:
@@ -128,6 +130,9 @@ def merged_parameters(row: VersionRow, param_file: Mapping[str, Any] | None,
 
 
 def _load_flow(directory: Path, entrypoint: str) -> Any:
+    from flowdeck.flowinfo import split_entrypoint
+    from flowdeck.steps.loader import import_object
+
     module, func = split_entrypoint(entrypoint)
     if str(directory) not in sys.path:
         sys.path.insert(0, str(directory))
@@ -160,7 +165,10 @@ def run_deployment(
     strict: bool = False,
 ) -> RunResult:
     """Pull, then import the entrypoint from the final directory and call it; the run is recorded."""
+    import asyncio
+
     from flowdeck.registry import current
+    from flowdeck.runlogs import RunLogCapture
 
     registry = current()
     row = registry.get_version(name, version)

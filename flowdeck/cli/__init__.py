@@ -18,9 +18,6 @@ import warnings
 from collections.abc import Sequence
 
 from flowdeck import __version__
-from flowdeck.cli.core import add_core_commands
-from flowdeck.cli.deploy import add_deploy_commands
-from flowdeck.cli.flowrun import add_flow_run_commands
 from flowdeck.cli.output import (
     EXIT_BUG,
     EXIT_INTERRUPTED,
@@ -35,9 +32,6 @@ from flowdeck.cli.output import (
 )
 from flowdeck.cli.registry import add_api_options, apply_registry_args
 from flowdeck.cli.signals import Terminated, terminating_signals
-from flowdeck.cli.snapshot import add_snapshot_commands
-from flowdeck.cli.storage import add_storage_commands
-from flowdeck.cli.store import add_store_commands
 from flowdeck.errors import FlowdeckError, FlowdeckWarning, UsageError
 from flowdeck.redact import redact, register_secret_env
 
@@ -46,6 +40,15 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and documentation)."""
+    # The command modules are imported here, not with the package: the flow's child process of
+    # `flow-run execute` (`python -m flowdeck.cli.flowrun_child`) imports this package and needs none.
+    from flowdeck.cli.core import add_core_commands
+    from flowdeck.cli.deploy import add_deploy_commands
+    from flowdeck.cli.flowrun import add_flow_run_commands
+    from flowdeck.cli.snapshot import add_snapshot_commands
+    from flowdeck.cli.storage import add_storage_commands
+    from flowdeck.cli.store import add_store_commands
+
     parser = Parser(
         prog="flowdeck",
         description="A standalone, Prefect-compatible deployment engine for prefect.yaml.",

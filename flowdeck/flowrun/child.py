@@ -8,7 +8,6 @@ it writes the error and where it happened to ``SPEC.json``'s ``error_file`` and 
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import os
@@ -62,6 +61,8 @@ def call_entrypoint(directory: Path, entrypoint: str, parameters: dict[str, Any]
     func = _plain_function(load_entrypoint(directory, entrypoint))
     result = func(**parameters)
     if inspect.isawaitable(result):
+        import asyncio  # only for a coroutine flow: its import is a good part of the child's start-up
+
         async def wait() -> Any:
             return await result
 
@@ -84,6 +85,10 @@ def run_child(spec_file: Path) -> int:
     spec's ``error_file``, the traceback to stderr, where the parent turns it into the run's logs)."""
     spec = json.loads(spec_file.read_text(encoding="utf-8"))
     directory = Path(spec["directory"])
+    if sys.path and sys.path[0] == os.getcwd():
+        # `python -m` put the directory it started in first; a child started before the pull ended
+        # started elsewhere, and the flow must see what it would see started in `directory`.
+        sys.path[0] = str(directory)
     os.chdir(directory)
     try:
         call_entrypoint(directory, spec["entrypoint"], spec.get("parameters") or {})

@@ -2,10 +2,12 @@
 
 1. read the flow run and its deployment from the server; a run already final or being cancelled is not
    started;
-2. propose RUNNING (the server may refuse: another process has it);
+2. propose RUNNING, on a thread of its own while step 3 runs (the server may refuse: another process has
+   it; then the flow is not called, the run's state is left alone and the pull's log lines are dropped);
 3. run the deployment's pull steps with flowdeck's engine in the working directory (blocks and variables
    from the same server); with no pull steps, change into the deployment's ``path`` as Prefect does;
-4. call the entrypoint in a child process of its own process group; its output becomes the run's logs;
+4. once RUNNING is accepted, call the entrypoint in a child process of its own process group; its output
+   becomes the run's logs;
 5. end COMPLETED, FAILED (the flow raised, or a pull step failed: the message says which step and, for the
    flow, the ``file:line``), or CRASHED (the flow's process died, or flowdeck could not run it).
 
@@ -20,7 +22,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,8 +33,9 @@ from types import FrameType
 from typing import IO, Any
 
 from flowdeck.errors import FlowdeckError, FlowRunError
+from flowdeck.flowrun.launch import FlowProcess, starts_early
 from flowdeck.flowrun.logs import LogShipper
-from flowdeck.flowrun.server import FINAL_STATES, FlowRunApi
+from flowdeck.flowrun.server import FINAL_STATES, FlowRunApi, StateResult
 from flowdeck.redact import redact
 from flowdeck.registry.server.client import ServerConfig
 
@@ -185,8 +187,13 @@ def _stop_group(proc: subprocess.Popen[str], grace: float) -> None:
             return
 
 
+def _start_early(deployment: dict[str, Any]) -> FlowProcess | None:
+    """The flow's process, started now when the pull steps cannot change what it would see at start-up."""
+    return FlowProcess(Path.cwd()) if starts_early(deployment.get("pull_steps") or []) else None
+
+
 def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], options: ExecuteOptions,
-              control: _Control, shipper: LogShipper) -> Outcome:
+              control: _Control, shipper: LogShipper, early: FlowProcess | None = None) -> Outcome:
     entrypoint = deployment.get("entrypoint")
     if not entrypoint:
         raise FlowRunError("the deployment has no entrypoint", hint="deploy it again with an entrypoint")
@@ -197,11 +204,7 @@ def _run_flow(directory: Path, deployment: dict[str, Any], run: dict[str, Any], 
                 "error_file": str(error_file)}
         spec_path.write_text(json.dumps(spec), encoding="utf-8")
         spec_path.chmod(0o600)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flowdeck.cli.flowrun_child", str(spec_path)], cwd=directory, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-            errors="replace", start_new_session=True)
+        proc = (early or FlowProcess(directory)).go(spec_path)
         echo = options.echo
         assert proc.stdout is not None and proc.stderr is not None
         readers = [threading.Thread(target=_stream, args=(pipe, is_err, shipper, echo), daemon=True)
@@ -241,6 +244,15 @@ def _cancelled_by(api: FlowRunApi, control: _Control) -> str:
     return "signal"
 
 
+def _accepted(proposal: _Proposal, shipper: LogShipper) -> None:
+    """Raise :class:`_NotStarted` (dropping the held logs) unless the server accepted RUNNING."""
+    answer = proposal.answer()
+    if answer.status != "ACCEPT":
+        shipper.discard()
+        raise _NotStarted(f"the server did not let the run start: {answer.reason or answer.status}")
+    shipper.release()
+
+
 def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     level = logging.INFO if outcome.state == "COMPLETED" else logging.ERROR
     shipper.log("flowdeck.flow_run", level, outcome.message)
@@ -250,11 +262,63 @@ def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     return outcome
 
 
+def _warm_up() -> threading.Thread:
+    """Import the pull steps' engine on a thread of its own while the server answers the first requests:
+    the imports need the CPU, the requests only wait. Join it before importing any of it on the main
+    thread (two threads importing one cycle of modules can deadlock). ``_pull`` imports them again (a
+    no-op by then, or the same error raised where it is reported)."""
+
+    def load() -> None:
+        try:
+            import flowdeck.resolver
+            import flowdeck.steps.runner
+            import flowdeck.worker  # noqa: F401
+        except BaseException:  # the pull's own import reports it
+            pass
+
+    thread = threading.Thread(target=load, name="flowdeck-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+class _Proposal:
+    """RUNNING proposed on a thread of its own while the pull steps run (Prefect's own engine also pulls
+    before it proposes RUNNING); the flow starts only once the server accepted it. The main thread does
+    not use ``api`` until :meth:`answer` returned."""
+
+    def __init__(self, api: FlowRunApi) -> None:
+        self._api = api
+        self._answer: StateResult | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._propose, name="flowdeck-running", daemon=True)
+        self._thread.start()
+
+    def _propose(self) -> None:
+        try:
+            self._answer = self._api.set_state("RUNNING")
+        except BaseException as exc:  # raised in the main thread by answer()
+            self._error = exc
+
+    def answer(self) -> StateResult:
+        """The server's answer (waits for it); raises what proposing it raised."""
+        while self._thread.is_alive():
+            self._thread.join(0.05)  # short joins: a signal handler still runs in between
+        if self._error is not None:
+            raise self._error
+        assert self._answer is not None
+        return self._answer
+
+
+class _NotStarted(Exception):
+    """The server did not accept RUNNING: the run belongs to someone else, or to no one."""
+
+
 def execute_flow_run(options: ExecuteOptions) -> Outcome:
     """Run the flow run ``options.flow_run_id`` to an end state; see the module's description."""
     api = FlowRunApi(options.config, options.flow_run_id)
+    warming = _warm_up()  # after the client's own imports, which the first request needs (one GIL)
     try:
-        run = api.read_flow_run()
+        run = api.read_flow_run_checked()
         state = (run.get("state") or {}).get("type")
         if state == "CANCELLING":
             api.set_state("CANCELLED", "Cancelled before it started")
@@ -265,9 +329,7 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
             raise FlowRunError(f"flow run {options.flow_run_id} has no deployment",
                                hint="only runs of deployments can be executed")
         deployment = api.read_deployment(str(run["deployment_id"]))
-        answer = api.set_state("RUNNING")
-        if answer.status != "ACCEPT":
-            return Outcome("NOT_STARTED", f"the server did not let the run start: {answer.reason or answer.status}")
+        warming.join()
         return _execute(api, run, deployment, options)
     finally:
         api.close()
@@ -275,13 +337,16 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
 
 def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
              options: ExecuteOptions) -> Outcome:
-    shipper = LogShipper(options.config, options.flow_run_id)
+    # Held until the server accepts RUNNING: lines of a run that is not ours never reach it.
+    shipper = LogShipper(options.config, options.flow_run_id, hold=True)
     handler = shipper.handler()
     flowdeck_logger = logging.getLogger("flowdeck")
     flowdeck_logger.addHandler(handler)
     control = _Control()
     stop = threading.Event()
     before = os.getcwd()
+    proposal = _Proposal(api)
+    early: FlowProcess | None = None
     try:
         with _signals(control):
             _watch_cancellation(options, control, stop)
@@ -289,12 +354,16 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                 if options.directory is not None:
                     options.directory.mkdir(parents=True, exist_ok=True)
                     os.chdir(options.directory)
+                early = _start_early(deployment)
                 control.phase = "pull"
                 directory = _pull(deployment, shipper)
                 control.phase = "flow"
                 if control.cancel is not None:
                     raise _Cancelled()
-                outcome = _run_flow(directory, deployment, run, options, control, shipper)
+                _accepted(proposal, shipper)
+                outcome = _run_flow(directory, deployment, run, options, control, shipper, early)
+            except _NotStarted as exc:
+                return Outcome("NOT_STARTED", str(exc))
             except _Cancelled:
                 by = _cancelled_by(api, control)
                 why = "a signal (SIGTERM/SIGINT)" if by == "signal" else "a cancellation from the server"
@@ -305,8 +374,14 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
                 outcome = Outcome("CRASHED", f"flowdeck could not run the flow: {type(exc).__name__}: "
                                              f"{redact(str(exc))}")
             control.phase = "end"
+            try:
+                _accepted(proposal, shipper)  # the pull failed or was cancelled: end the run only if ours
+            except _NotStarted as exc:
+                return Outcome("NOT_STARTED", str(exc))
             return _finish(api, outcome, shipper)
     finally:
+        if early is not None:
+            early.abandon()  # not used (the pull failed, or the run is not ours): a no-op once it ran
         stop.set()
         flowdeck_logger.removeHandler(handler)
         shipper.close()

@@ -24,12 +24,16 @@ _INTERVAL = 0.5
 class LogShipper:
     """Collects log lines and sends them to the server from a thread of its own."""
 
-    def __init__(self, config: ServerConfig, flow_run_id: str) -> None:
+    def __init__(self, config: ServerConfig, flow_run_id: str, *, hold: bool = False) -> None:
+        """``hold``: queue lines but send none until :meth:`release` (the run may turn out not to be ours)."""
         self._config = config
         self._flow_run_id = flow_run_id
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._released = threading.Event()
+        if not hold:
+            self._released.set()
         self._stopping = False
         self.failures = 0
         self._thread = threading.Thread(target=self._loop, name="flowdeck-logs", daemon=True)
@@ -59,12 +63,26 @@ class LogShipper:
             batch, self._pending = self._pending[:_BATCH], self._pending[_BATCH:]
             return batch
 
+    def release(self) -> None:
+        """Start sending (a held shipper's lines too)."""
+        self._released.set()
+        self._wake.set()
+
+    def discard(self) -> None:
+        """Drop every queued line: they belong to a run that is not ours."""
+        with self._lock:
+            self._pending.clear()
+
     def _loop(self) -> None:
         api = FlowRunApi(self._config, self._flow_run_id)
         try:
             while True:
                 self._wake.wait(_INTERVAL)
                 self._wake.clear()
+                if not self._released.is_set():
+                    if self._stopping:
+                        return  # never released: nothing of it goes to the server
+                    continue
                 while batch := self._take():
                     try:
                         api.send_logs(batch)

@@ -51,6 +51,18 @@ class FlowRunApi:
                                               hint="check PREFECT__FLOW_RUN_ID and PREFECT_API_URL")
         return run
 
+    def read_flow_run_checked(self) -> dict[str, Any]:
+        """:meth:`read_flow_run` while the server's version is checked (one round trip instead of two); a
+        server flowdeck does not speak fails with the version's error, whatever the read answered."""
+        version_checked = self.client.check_version_in_background()
+        try:
+            run = self.read_flow_run()
+        except BaseException:
+            version_checked()  # a wrong server explains a failed read better than the read does
+            raise
+        version_checked()
+        return run
+
     def read_deployment(self, deployment_id: str) -> dict[str, Any]:
         """``GET /deployments/{id}``."""
         deployment: dict[str, Any] = self.client.get(f"deployments/{deployment_id}",

@@ -6,7 +6,24 @@ picked and :class:`~flowdeck.registry.base.Registry` for what it offers.
 
 from __future__ import annotations
 
-from flowdeck.registry.base import Registry
-from flowdeck.registry.choose import current, use_api
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flowdeck.registry.base import Registry
+    from flowdeck.registry.choose import current, use_api
 
 __all__ = ["Registry", "current", "use_api"]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `flowdeck flow-run execute` imports the server client (flowdeck.registry.server.client) and
+    # must not pay for the embedded store's modules (sqlite3, the history, blocks) at every flow run.
+    if name == "Registry":
+        from flowdeck.registry.base import Registry
+
+        return Registry
+    if name in ("current", "use_api"):
+        from flowdeck.registry import choose
+
+        return getattr(choose, name)
+    raise AttributeError(f"module 'flowdeck.registry' has no attribute {name!r}")

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from flowdeck.errors import RegistryError
-from flowdeck.registry.base import Registry
+
+if TYPE_CHECKING:
+    from flowdeck.registry.base import Registry
 
 __all__ = ["current", "reset", "server_config", "use_api"]
 

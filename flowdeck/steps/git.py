@@ -43,6 +43,7 @@ from flowdeck.gitcache import fetch_from_mirror, has_commit, locked_mirror, upda
 from flowdeck.gitrun import ALLOWED_PROTOCOLS, GitCommandError, git, git_output, retrying
 from flowdeck.paths import cache_enabled
 from flowdeck.redact import register_secret
+from flowdeck.steps.gitmirror import clone_while_updating, local_clone
 
 __all__ = ["destination_name", "git_clone", "transport"]
 
@@ -260,10 +261,36 @@ def _fresh_clone(dest: Path, job: _Job) -> None:
 
 def _clone_via_cache(tmp: Path, job: _Job) -> None:
     with locked_mirror(job.url) as mirror:
-        update_mirror(
-            mirror, job.url, job.env, branch=job.branch, commit_sha=job.commit_sha, failure=job.failure
-        )
-        _local_clone(mirror, tmp)
+
+        def update() -> None:
+            update_mirror(
+                mirror, job.url, job.env, branch=job.branch, commit_sha=job.commit_sha, failure=job.failure
+            )
+
+        # A warm cache: write the files while the server is asked what changed (sparse checkouts, rare,
+        # keep the plain order). When the server had something new, the updated mirror is cloned.
+        if mirror.exists() and not job.directories:
+            if clone_while_updating(mirror, tmp, update, lambda: _clone_mirror(mirror, tmp, job)):
+                return
+        else:
+            update()
+        local_clone(mirror, tmp)
+    _check_out_clone(tmp, job)
+
+
+def _clone_mirror(mirror: Path, tmp: Path, job: _Job) -> None:
+    """Clone the mirror into ``tmp`` and check out what ``job`` asks for."""
+    if job.commit_sha or job.branch:
+        local_clone(mirror, tmp)
+        _check_out_clone(tmp, job)
+        return
+    local_clone(mirror, tmp, checkout=True)  # the default branch: the clone checks it out
+    git(["remote", "set-url", "origin", job.url], cwd=tmp)
+    _sparse(tmp, job)
+
+
+def _check_out_clone(tmp: Path, job: _Job) -> None:
+    """Point a new clone of the mirror at the real repository and check out what ``job`` asks for."""
     # The clone must point at the real repository, never at the cache.
     git(["remote", "set-url", "origin", job.url], cwd=tmp)
     _sparse(tmp, job)
@@ -283,27 +310,6 @@ def _clone_via_cache(tmp: Path, job: _Job) -> None:
             )
     else:
         git(["checkout", "--quiet", "--force"], cwd=tmp)
-
-
-def _local_clone(mirror: Path, tmp: Path) -> None:
-    """Clone the mirror with hard links when it shares a filesystem with ``tmp``, else by copying.
-
-    ``--local`` makes git fail ("Invalid cross-device link") rather than copy when a link is impossible,
-    e.g. with the working directory on a tmpfs. A copy, not ``--reference``/alternates: the clone must not
-    depend on a cache that may be deleted.
-    """
-    args = ["clone", "--quiet", "--no-checkout"]
-    if os.stat(mirror).st_dev == os.stat(tmp.parent).st_dev:
-        try:
-            git([*args, "--local", "--", str(mirror), str(tmp)])
-            return
-        except GitCommandError as exc:
-            if "failed to create link" not in exc.stderr:
-                raise
-            # Same device but links refused (some overlay and network filesystems): copy instead.
-            shutil.rmtree(tmp, ignore_errors=True)
-    log.info("the git cache cannot be hard-linked into %s (another filesystem); copying it", tmp.parent)
-    git([*args, "--no-hardlinks", "--", str(mirror), str(tmp)])
 
 
 def _sparse(repo: Path, job: _Job) -> None:

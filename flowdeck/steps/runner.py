@@ -8,7 +8,6 @@ run.
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import inspect
 import logging
@@ -62,6 +61,7 @@ def call_step(func: Callable[..., Any], kwargs: Mapping[str, Any]) -> Any:
     result = func(**kwargs)
     if not inspect.isawaitable(result):
         return result
+    import asyncio  # only for async steps: most are not, and its import is a noticeable part of a pull
 
     async def wait() -> Any:
         return await result

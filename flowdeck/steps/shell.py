@@ -27,12 +27,14 @@ import shlex
 import string
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowdeck.errors import CommandError
 from flowdeck.redact import redact
-from flowdeck.steps.process import Capture, run_process
 from flowdeck.steps.workdir import existing_directory
+
+if TYPE_CHECKING:
+    from flowdeck.steps.process import Capture
 
 __all__ = ["SHELL_STEP", "TemplatedScript", "render_script", "run_shell_script"]
 
@@ -109,6 +111,9 @@ async def run_shell_script(
             before a line runs; unknown names are left as they are.
         shell: run each line through the shell, so pipes, redirects and globbing work.
     """
+    # Here, not at the top: the step runner imports this module for every pull, and asyncio is not free.
+    from flowdeck.steps.process import Capture, run_process
+
     merged_env = dict(os.environ)
     merged_env.update({str(key): str(value) for key, value in (env or {}).items()})
     cwd = os.fspath(existing_directory(directory)) if directory is not None else None

@@ -19,17 +19,19 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from jinja2 import TemplateError as JinjaError
-from jinja2 import TemplateSyntaxError, Undefined
-from jinja2.environment import TemplateExpression
+from typing import TYPE_CHECKING, Any
 
 from flowdeck.redact import redact
 from flowdeck.templating.diagnostics import Where
 from flowdeck.templating.keypath import NOTSET
 from flowdeck.templating.placeholders import PlaceholderType, determine_placeholder_type, is_plain_name
-from flowdeck.templating.sandbox import ALLOWED_FILTERS, SANDBOX, SecurityError
+
+if TYPE_CHECKING:
+    from jinja2 import Undefined
+    from jinja2.environment import TemplateExpression
+
+# jinja2 (and the sandbox built on it) is imported on the first expression found: most pull steps have
+# none, and `flowdeck flow-run execute` would otherwise import it in every flow run.
 
 __all__ = ["UNAVAILABLE", "Expression", "Lookup", "OnMissing", "expressions_in", "render_expressions"]
 
@@ -120,6 +122,8 @@ def _rewrite(content: str) -> tuple[str, tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=1024)
 def _compile(source: str) -> TemplateExpression:
+    from flowdeck.templating.sandbox import SANDBOX
+
     return SANDBOX.compile_expression(source, undefined_to_none=False)
 
 
@@ -127,6 +131,8 @@ def parse_expression(full_match: str, content: str, where: Where) -> Expression 
     """The expression in ``content``, or None when it is text to leave alone (see the module docs)."""
     if is_plain_name(content) is not None or _looks_like_go(_tokens(content)):
         return None
+    from jinja2 import TemplateSyntaxError
+
     source, names = _rewrite(content)
     try:
         _compile(source)
@@ -135,6 +141,8 @@ def parse_expression(full_match: str, content: str, where: Where) -> Expression 
             return None
         hint = "write filters as `{{ name | lower }}`, join text with `~`, quote literal strings"
         if "No filter named" in str(exc.message):
+            from flowdeck.templating.sandbox import ALLOWED_FILTERS
+
             hint = f"the filters available are {', '.join(sorted(ALLOWED_FILTERS))}"
         raise where.error(f"invalid expression {full_match!r}: {exc.message}", hint=hint) from None
     except RecursionError:  # jinja's parser and compiler recurse once per nesting level or operator
@@ -158,30 +166,42 @@ def expressions_in(text: str, where: Where | None = None) -> list[Expression]:
     return [expression for _, expression in sorted(found, key=lambda item: item[0])]
 
 
-class _Missing(Undefined):
-    """A name with no value: works with ``default`` and ``is defined``; rendering it is recorded."""
+@functools.cache
+def _missing_class() -> type[Undefined]:
+    from jinja2 import Undefined
 
-    __slots__ = ("_fd_used",)
+    class _Missing(Undefined):
+        """A name with no value: works with ``default`` and ``is defined``; rendering it is recorded."""
 
-    def __init__(self, name: str, used: list[str]) -> None:
-        super().__init__(name=name)
-        self._fd_used = used
+        __slots__ = ("_fd_used",)
 
-    def _record(self) -> None:
-        if self._undefined_name not in self._fd_used:
-            self._fd_used.append(str(self._undefined_name))
+        def __init__(self, name: str, used: list[str]) -> None:
+            super().__init__(name=name)
+            self._fd_used = used
 
-    def __str__(self) -> str:
-        self._record()
-        return ""
+        def _record(self) -> None:
+            if self._undefined_name not in self._fd_used:
+                self._fd_used.append(str(self._undefined_name))
 
-    def __iter__(self) -> Any:
-        self._record()
-        return iter(())
+        def __str__(self) -> str:
+            self._record()
+            return ""
+
+        def __iter__(self) -> Any:
+            self._record()
+            return iter(())
+
+    return _Missing
 
 
 def evaluate(expression: Expression, values: list[Any], on_missing: OnMissing, where: Where) -> Any:
     """Run one expression with the given name values; a missing (NOTSET) value is jinja-undefined."""
+    from jinja2 import TemplateError as JinjaError
+    from jinja2 import Undefined
+
+    from flowdeck.templating.sandbox import SecurityError
+
+    _Missing: Any = _missing_class()
     used: list[str] = []
     context = {
         f"_fd{i}": _Missing(name, used) if value is NOTSET else value

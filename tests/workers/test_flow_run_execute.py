@@ -314,3 +314,17 @@ deployments:
     output = proc.stdout.read() if proc.stdout else ""
     assert code == 130, output
     assert _run_state(client, run_id)["type"] == "CANCELLED", output
+
+
+def test_the_flow_starts_early_only_after_steps_that_cannot_change_a_new_process() -> None:
+    from flowdeck.flowrun.launch import starts_early
+
+    clone = {"prefect.deployments.steps.git_clone": {"repository": "https://example.com/r.git"}}
+    published = {"flowdeck.steps.pull_from_s3": {"bucket": "b", "folder": "f", "requires": "flowdeck[s3]"}}
+    assert starts_early([clone, published])
+    assert starts_early([{"prefect.deployments.steps.set_working_directory": {"directory": "/x"}}])
+    # Steps that may install packages (a new .pth file is only read at start-up), and unknown ones.
+    assert not starts_early([clone, {"prefect.deployments.steps.pip_install_requirements": {}}])
+    assert not starts_early([{"prefect.deployments.steps.run_shell_script": {"script": "pip install x"}}])
+    assert not starts_early([{"mycompany.steps.git_clone": {}}])
+    assert not starts_early([])

@@ -21,17 +21,30 @@ own does and nothing more:
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import random
 import re
+import ssl
+import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+if "httpx" not in sys.modules:
+    # httpx's package imports its optional command line (click, rich, pygments: about 0.1 s) whenever they
+    # happen to be installed; flowdeck never calls it, and every `flowdeck flow-run execute` would pay.
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
+    try:
+        import httpx
+    finally:
+        del sys.modules["httpx._main"]  # a later `import httpx._main` works as usual
+else:
+    import httpx
 
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
@@ -123,6 +136,14 @@ def _idempotent(method: str, path: str) -> bool:
     if method in {"GET", "DELETE", "PUT", "PATCH"}:
         return True
     return method == "POST" and _IDEMPOTENT_POST.search(path.strip("/")) is not None
+@functools.cache
+def _tls_context(https: bool) -> ssl.SSLContext:
+    """One TLS context per process (loading the CA bundle costs ~30 ms, and a flow run opens three clients)."""
+    if https:
+        return httpx.create_ssl_context(trust_env=False)
+    # A plain-http server needs no CA bundle; this context loads none, so it could never make a TLS
+    # connection unverified: it would refuse it.
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class PrefectClient:
@@ -142,7 +163,7 @@ class PrefectClient:
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
         self._http = httpx.Client(base_url=base, headers={"Accept": "application/json", **config.headers()},
-                                  timeout=timeout, trust_env=False)
+                                  timeout=timeout, trust_env=False, verify=_tls_context(base.startswith("https:")))
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -296,6 +317,29 @@ class PrefectClient:
             return None
 
     # ------------------------------------------------------------------------------------------- version
+
+    def check_version_in_background(self) -> Callable[[], None]:
+        """Start :meth:`check_version` on a thread of its own, so the first requests need not wait a round
+        trip for it; the returned function waits for it and raises what it raised: call it before acting on
+        an answer. Until then only this client's caller may use it (one more thread, not many)."""
+        self._version_checked = True
+        failure: list[BaseException] = []
+
+        def check() -> None:
+            try:
+                self.check_version()
+            except BaseException as exc:  # handed to the caller's thread by wait()
+                failure.append(exc)
+
+        thread = threading.Thread(target=check, name="flowdeck-version-check", daemon=True)
+        thread.start()
+
+        def wait() -> None:
+            thread.join()
+            if failure:
+                raise failure[0]
+
+        return wait
 
     def check_version(self) -> str:
         """The server's version; a major version other than :data:`SUPPORTED_MAJOR` is refused."""
