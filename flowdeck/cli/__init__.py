@@ -112,16 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FlowdeckError as exc:
         err(f"error: {exc}")
         return exc.exit_code
-    except KeyboardInterrupt:
-        err("interrupted")
-        return EXIT_INTERRUPTED
-    except Terminated as exc:
+    except Terminated as exc:  # before KeyboardInterrupt, its base class
         from flowdeck.steps.process import stop_process_groups
 
         # A step running in a worker thread may still be stopping its child: give it the usual grace.
         stop_process_groups()
         err(f"terminated by {exc.name}")
         return exc.exit_code
+    except KeyboardInterrupt:
+        err("interrupted")
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_OK
     except Exception as exc:

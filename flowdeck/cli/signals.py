@@ -21,9 +21,12 @@ __all__ = ["TERMINATING_SIGNALS", "Terminated", "terminating_signals"]
 TERMINATING_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
-class Terminated(BaseException):
-    """Raised in the main thread when a terminating signal arrives (a BaseException, like KeyboardInterrupt,
-    so that no ``except Exception`` swallows it)."""
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when a terminating signal arrives.
+
+    A KeyboardInterrupt, not only a BaseException: no ``except Exception`` swallows it, and asyncio, which
+    logs and drops any other exception raised in a callback (the signal may arrive while a shell step's event
+    loop runs one), re-raises it. Catch it before KeyboardInterrupt to tell the two apart."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)

@@ -70,8 +70,9 @@ class Outcome:
     cancelled_by: str | None = None
 
 
-class _Cancelled(BaseException):
-    """Raised in the main thread to stop the pull steps (a BaseException, so no step swallows it)."""
+class _Cancelled(KeyboardInterrupt):
+    """Raised in the main thread to stop the pull steps. A KeyboardInterrupt, so that no step swallows it and
+    asyncio re-raises it when it interrupts a callback of a shell step's event loop (it drops any other)."""
 
 
 @dataclass
