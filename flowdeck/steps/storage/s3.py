@@ -48,7 +48,7 @@ _TRANSIENT_CODES = {
     "504",
 }
 _MULTIPART = 16 * 1024 * 1024
-_STREAM = 1024 * 1024
+_STREAM = 256 * 1024  # download reads: larger ones stay in each thread's malloc arena after use (see _SmallReads)
 _READ = 128 * 1024  # the most an upload's body hands out per read; see _SmallReads
 _PIECE = 256 * 1024  # iter_range's pieces: a snapshot pull streams many ranges at once, each holds one
 
