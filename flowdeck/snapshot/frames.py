@@ -13,11 +13,12 @@ about 256 KiB per stream.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, BinaryIO
 
-__all__ = ["RAW_BLOCK", "SAMPLE", "FrameDecoder", "encode", "raw_frame"]
+__all__ = ["RAW_BLOCK", "SAMPLE", "FrameDecoder", "encode", "raw_frame", "write_frame"]
 
 RAW_BLOCK = 128 * 1024  # zstd's largest block
 SAMPLE = 16 * 1024  # bytes compressed to judge whether a chunk compresses
@@ -30,6 +31,10 @@ _HEADER = _MAGIC + b"\x80\x38"
 
 def raw_frame(data: bytes | memoryview) -> bytes:
     """A zstd frame holding ``data`` (1 byte to 4 GiB) as raw blocks."""
+    return b"".join(_raw_parts(data))
+
+
+def _raw_parts(data: bytes | memoryview) -> list[bytes | memoryview]:
     size = len(data)
     view = memoryview(data)
     parts: list[bytes | memoryview] = [_HEADER, struct.pack("<I", size)]
@@ -38,35 +43,74 @@ def raw_frame(data: bytes | memoryview) -> bytes:
         last = 1 if start + RAW_BLOCK >= size else 0
         # Block header: bit 0 last block, bits 1-2 type (0: raw), bits 3-23 size; 3 bytes little-endian.
         parts.append((last | len(block) << 3).to_bytes(3, "little"))
-        parts.append(block)  # joined once below: one copy of the data
-    return b"".join(parts)
+        parts.append(block)  # a view: the caller joins or writes them, one copy of the data at most
+    return parts
 
 
-def encode(compressor: Any, data: bytes) -> bytes:
+def _compresses(compressor: Any, data: bytes | memoryview) -> bool:
+    return not (len(data) > SAMPLE and len(compressor.compress(data[:SAMPLE])) > KEEP * SAMPLE)
+
+
+def encode(compressor: Any, data: bytes | memoryview) -> bytes:
     """``data`` as one zstd frame: compressed when a sample of it compresses, else raw blocks."""
-    if len(data) > SAMPLE and len(compressor.compress(data[:SAMPLE])) > KEEP * SAMPLE:
+    if not _compresses(compressor, data):
         return raw_frame(data)
     frame: bytes = compressor.compress(data)
     return frame
 
 
+def write_frame(out: BinaryIO, compressor: Any, data: bytes | memoryview) -> int:
+    """Write ``encode(compressor, data)`` to ``out``; return its length.
+
+    A raw frame is written piece by piece from ``data`` itself, so a writer reusing one read buffer allocates
+    nothing per chunk of incompressible data (see flowdeck/snapshot/memory.py on why that matters)."""
+    parts: list[bytes | memoryview] = _raw_parts(data) if not _compresses(compressor, data) else [
+        compressor.compress(data)
+    ]
+    size = 0
+    for part in parts:
+        out.write(part)
+        size += len(part)
+    return size
+
+
 class FrameDecoder:
     """Decode frames piece by piece as they arrive (one decoder per thread: zstd contexts are not shared).
 
-    Memory is the pieces in flight plus zstd's window for the frame: 128 KiB for raw frames, up to the frame's
-    content (1 MiB) for compressed ones."""
+    Memory is the pieces in flight, plus zstd's window for a compressed frame (up to its content, 1 MiB)."""
 
     def __init__(self, zstandard: Any) -> None:
         self._zstd = zstandard
         self._decompressor = zstandard.ZstdDecompressor()
 
-    def frame(self, pieces: Iterable[bytes | memoryview], ulen: int) -> Iterator[bytes]:
+    def frame(self, pieces: Iterable[bytes | memoryview], ulen: int) -> Iterator[bytes | memoryview]:
         """The decompressed bytes of one frame given as ``pieces``; raises ValueError when the frame is
-        malformed, has trailing bytes or does not decode to exactly ``ulen`` bytes."""
+        malformed, has trailing bytes or does not decode to exactly ``ulen`` bytes.
+
+        A frame in the exact form ``raw_frame`` writes is read without zstd: its blocks are yielded as
+        slices of the pieces themselves (valid until the next one is asked for), which saves a copy of every
+        byte of incompressible data; any other frame goes through zstd."""
+        it = iter(pieces)
+        head = bytearray()
+        rest: bytes | memoryview = b""
+        for piece in it:
+            need = _RAW_HEAD - len(head)
+            head += piece[:need]
+            if len(head) == _RAW_HEAD:
+                rest = memoryview(piece)[need:]
+                break
+        if head[:6] == _HEADER and int.from_bytes(head[6:], "little") == ulen:
+            yield from _raw_blocks(rest, it, ulen)
+            return
+        yield from self._zstd_frame(itertools.chain([bytes(head), rest], it), ulen)
+
+    def _zstd_frame(self, pieces: Iterable[bytes | memoryview], ulen: int) -> Iterator[bytes]:
         obj = self._decompressor.decompressobj()
         produced = 0
         try:
             for piece in pieces:
+                if not piece:
+                    continue
                 if obj.eof:
                     raise ValueError("bytes after the end of a frame")
                 out = obj.decompress(piece)
@@ -79,3 +123,50 @@ class FrameDecoder:
             raise ValueError(f"a frame does not decompress ({exc})") from None
         if not obj.eof or produced != ulen or obj.unused_data:
             raise ValueError("a frame has the wrong length")
+
+
+_RAW_HEAD = len(_HEADER) + 4  # the frame header and its 4-byte content size
+
+
+def _raw_blocks(
+    first: bytes | memoryview, rest: Iterator[bytes | memoryview], ulen: int
+) -> Iterator[bytes | memoryview]:
+    """The contents of the raw blocks of a frame whose header (content size ``ulen``) was read; the pieces
+    must hold exactly the blocks, each a raw block of at most RAW_BLOCK bytes, the last one flagged."""
+    pieces = itertools.chain([first], rest)
+    piece: bytes | memoryview = b""
+    at = 0
+    produced = 0
+    last = False
+    while not last:
+        header = bytearray()
+        while len(header) < 3:
+            if at >= len(piece):
+                got = next(pieces, None)
+                if got is None:
+                    raise ValueError("a frame ends inside a block header")
+                piece, at = memoryview(got), 0
+                continue
+            take = piece[at : at + 3 - len(header)]
+            header += take
+            at += len(take)
+        value = int.from_bytes(header, "little")
+        last, kind, size = bool(value & 1), (value >> 1) & 3, value >> 3
+        if kind != 0 or size > RAW_BLOCK or produced + size > ulen:
+            raise ValueError("a frame does not decompress (a block is not as recorded)")
+        produced += size
+        while size:
+            if at >= len(piece):
+                got = next(pieces, None)
+                if got is None:
+                    raise ValueError("a frame ends inside a block")
+                piece, at = memoryview(got), 0
+                continue
+            take = piece[at : at + size]
+            at += len(take)
+            size -= len(take)
+            yield take
+    if produced != ulen:
+        raise ValueError("a frame has the wrong length")
+    if at < len(piece) or any(len(p) for p in pieces):
+        raise ValueError("bytes after the end of a frame")

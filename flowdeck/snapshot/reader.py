@@ -272,7 +272,7 @@ class SnapshotSource:
         decoder = FrameDecoder(zstd())
         position, written = start, 0
 
-        def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
+        def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes | memoryview]:
             nonlocal position
             if stream.skip(offset - position) != offset - position:  # a gap between two needed contents
                 raise self._corrupt(pack, f"it ends before offset {offset}")
@@ -383,7 +383,7 @@ class SnapshotSource:
         chunks: list[Chunk],
         staging: Path,
         rel: str,
-        frame: Callable[[int, int, int], Iterable[bytes]],
+        frame: Callable[[int, int, int], Iterable[bytes | memoryview]],
     ) -> Path:
         """Write content ``sha`` into the staged file ``rel`` from its frames (``frame(offset, clen, ulen)``
         gives one frame's decompressed bytes, raising ValueError on a bad frame), checking the whole file's

@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +26,7 @@ from pathlib import Path
 from flowdeck.errors import StorageError
 from flowdeck.ignore import WalkEntry
 from flowdeck.paths import cache_dir
-from flowdeck.snapshot.frames import encode
+from flowdeck.snapshot.frames import write_frame
 from flowdeck.snapshot.layout import CHUNK, LEVEL, Chunk, PackInfo, SnapshotManifest, snapshot_root, tree_id, zstd
 from flowdeck.snapshot.pin import remember
 from flowdeck.steps.storage.manifest import FileEntry
@@ -39,6 +40,10 @@ log = logging.getLogger("flowdeck.storage")
 # A pack is closed once it holds this many compressed bytes; see docs/storage.md ("Snapshots").
 PACK_TARGET = 16 * 1024 * 1024
 MIN_PACK = 1024 * 1024
+# Packs uploaded at once, at most (and a push smaller than this many PACK_TARGETs is split into this many
+# packs): 4 streams left a 200 x 256 KiB push behind rclone's 16; 16 were no faster than 8 here and cost more
+# memory, and more packs make a pull of small files slower (docs/storage.md, "Benchmark").
+UPLOADS = 8
 
 
 @dataclass(frozen=True)
@@ -140,18 +145,20 @@ def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path
     compressor = zstd().ZstdCompressor(level=LEVEL)
     blobs: dict[str, list[Chunk]] = {}
     offset = 0
+    buffer = bytearray(CHUNK)  # one read buffer per pack, reused for every chunk
+    view = memoryview(buffer)
     fd, tmp = tempfile.mkstemp(dir=workdir, suffix=".pack")
     with os.fdopen(fd, "wb") as out:
         for sha, path, _size in items:
             chunks: list[Chunk] = []
             check = hashlib.sha256()
-            with open(path, "rb") as fh:
-                while data := fh.read(CHUNK):
+            with open(path, "rb", buffering=0) as fh:
+                while got := fh.readinto(buffer):
+                    data = view[:got]
                     check.update(data)
-                    frame = encode(compressor, data)
-                    out.write(frame)
-                    chunks.append((offset, len(frame), len(data)))
-                    offset += len(frame)
+                    length = write_frame(out, compressor, data)
+                    chunks.append((offset, length, got))
+                    offset += length
             if check.hexdigest() != sha:
                 raise StorageError(
                     f"{path} changed while it was being pushed", hint="push again once the file is stable"
@@ -188,9 +195,11 @@ def write_snapshot(
         entry, f = tree[rel]
         if f.size and f.sha256 not in where and f.sha256 not in new:
             new[f.sha256] = (f.sha256, entry.path, f.size)
-    # Compression is CPU work (zstandard releases the GIL); more threads than cores only add memory.
-    threads = max(1, min(workers, (os.cpu_count() or 2) + 2))
-    plan = _plan_packs(list(new.values()), threads)
+    # Compression is CPU work (zstandard releases the GIL): more packs built at once than cores only add
+    # memory. Uploads wait on the network, so more of them run at once.
+    builders = threading.BoundedSemaphore(max(1, min(workers, (os.cpu_count() or 2) + 2)))
+    uploads = max(1, min(workers, UPLOADS))
+    plan = _plan_packs(list(new.values()), uploads)
 
     built: dict[str, PackInfo] = {}
     uploaded = 0
@@ -200,7 +209,8 @@ def write_snapshot(
 
             def one(items: list[tuple[str, Path, int]]) -> None:
                 nonlocal uploaded
-                local, name, info, idx = _build_pack(items, workdir)
+                with builders:
+                    local, name, info, idx = _build_pack(items, workdir)
                 try:
                     key = f"{root}packs/{name}.pack"
                     with_retries(remote, "upload", key, partial(remote.upload, local, key, info.size))
@@ -215,7 +225,7 @@ def write_snapshot(
             total = sum(size for _, _, size in new.values())
             jobs = [Job("pack", f"{root}packs/", sum(i[2] for i in p), partial(one, p)) for p in plan]
             with Progress(f"snapshot {remote.url(root)}", total) as progress:
-                run_jobs(jobs, remote, min(threads, len(plan)), progress)
+                run_jobs(jobs, remote, min(uploads, len(plan)), progress)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
         for name, info in built.items():

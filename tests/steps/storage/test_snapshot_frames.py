@@ -67,3 +67,26 @@ def test_a_damaged_compressed_frame_raises_value_error() -> None:
     frame[len(frame) // 2] ^= 0xFF
     with pytest.raises(ValueError):
         b"".join(FrameDecoder(zstandard).frame([bytes(frame)], len(text)))
+
+
+@pytest.mark.parametrize("piece", [1, 2, 3, 10, 11, 13, RAW_BLOCK + 3, 4 * MIB])
+def test_a_raw_frame_decodes_without_zstd_whatever_the_pieces(piece: int) -> None:
+    # Raw frames are read block by block from the pieces themselves; headers may straddle two pieces.
+    data = os.urandom(RAW_BLOCK * 2 + 5)
+    out = list(FrameDecoder(zstandard).frame(_pieces(raw_frame(data), piece), len(data)))
+    assert b"".join(out) == data
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda f: f[:10] + ((RAW_BLOCK + 1) << 3).to_bytes(3, "little") + f[13:],  # a block larger than allowed
+        lambda f: f[:10] + (f[10] | 0b010).to_bytes(1, "little") + f[11:],  # not a raw block any more
+        lambda f: f[:10] + (f[10] | 1).to_bytes(1, "little") + f[11:],  # the first block flagged last
+        lambda f: f[:11],  # ends inside a block header
+    ],
+)
+def test_a_damaged_raw_frame_raises_value_error(damage: Callable[[bytes], bytes]) -> None:
+    data = os.urandom(RAW_BLOCK * 2)
+    with pytest.raises(ValueError):
+        b"".join(FrameDecoder(zstandard).frame(_pieces(damage(raw_frame(data)), 4096), len(data)))
