@@ -44,8 +44,10 @@ class Terminated(KeyboardInterrupt):
 
 
 def _handle(signum: int, frame: FrameType | None) -> None:
-    from flowdeck.steps.process import signal_process_groups
+    from flowdeck.steps.process import defer_while_starting, signal_process_groups
 
+    if defer_while_starting(signum):
+        return  # a step child is between its fork and its listing: raised again once it can be reached
     signal_process_groups(signum)
     raise Terminated(signum)
 

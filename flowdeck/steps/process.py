@@ -28,7 +28,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-__all__ = ["CHUNK_SIZE", "Capture", "run_process", "signal_process_groups", "stop_process_groups"]
+__all__ = ["CHUNK_SIZE", "Capture", "defer_while_starting", "run_process", "signal_process_groups",
+           "stop_process_groups"]
 
 CHUNK_SIZE = 4096
 # How long a cancelled child gets to exit after SIGTERM before it is killed outright.
@@ -37,7 +38,41 @@ _POSIX = os.name == "posix"
 
 # Process groups (= the leader's pid) of the children running now, until they have been reaped.
 _live_groups: set[int] = set()
-_live_lock = threading.Lock()
+# Re-entrant: the signal handler reads the set in the main thread, possibly while that thread holds the lock.
+_live_lock = threading.RLock()
+# Children being started: between the fork and the registration of its group, a child is in no list, so a
+# terminating signal that arrives then is held (see defer_while_starting) and raised again once it is listed.
+_starting = 0
+_held_signals: list[int] = []
+
+
+def defer_while_starting(sig: int) -> bool:
+    """Called by a signal handler: True (and ``sig`` held) while a step child is being started.
+
+    The child may already run (and start its own children) before its process group is registered: a signal
+    forwarded then would miss it and leave it behind. The held signal is raised again, through the OS, as
+    soon as the child is listed, and the handler then forwards it to it too."""
+    if _starting:
+        _held_signals.append(sig)  # list.append is atomic under the GIL; no lock in a signal handler
+        return True
+    return False
+
+
+@contextlib.contextmanager
+def _starting_child() -> Iterator[None]:
+    global _starting
+    with _live_lock:
+        _starting += 1
+    try:
+        yield
+    finally:
+        with _live_lock:
+            _starting -= 1
+            held = list(_held_signals) if _starting == 0 else []
+            if held:
+                _held_signals.clear()
+        for sig in dict.fromkeys(held):
+            signal.raise_signal(sig)
 
 
 @contextlib.contextmanager
@@ -114,28 +149,35 @@ async def run_process(
     pipe, null = subprocess.PIPE, subprocess.DEVNULL
     child_env = dict(env) if env is not None else None
     # start_new_session is a POSIX notion (setsid); elsewhere it is ignored.
-    if isinstance(command, str):
-        proc = await asyncio.create_subprocess_shell(
-            command, stdin=null, stdout=pipe, stderr=pipe, cwd=cwd, env=child_env, start_new_session=_POSIX
-        )
-    else:
-        proc = await asyncio.create_subprocess_exec(
-            *command, stdin=null, stdout=pipe, stderr=pipe, cwd=cwd, env=child_env, start_new_session=_POSIX
-        )
+    with contextlib.ExitStack() as listed:
+        with _starting_child():
+            if isinstance(command, str):
+                proc = await asyncio.create_subprocess_shell(
+                    command, stdin=null, stdout=pipe, stderr=pipe, cwd=cwd, env=child_env,
+                    start_new_session=_POSIX)
+            else:
+                proc = await asyncio.create_subprocess_exec(
+                    *command, stdin=null, stdout=pipe, stderr=pipe, cwd=cwd, env=child_env,
+                    start_new_session=_POSIX)
+            listed.enter_context(_registered(proc.pid))
+        return await _follow(proc, capture, stream_output)
+
+
+async def _follow(proc: asyncio.subprocess.Process, capture: Capture, stream_output: bool) -> int:
+    """Pump the child's output until it exits; stop its group if the wait is cancelled or interrupted."""
     # Look the console streams up now, not at import: tests and the CLI replace them.
     out_tee = sys.stdout if stream_output else None
     err_tee = sys.stderr if stream_output else None
-    with _registered(proc.pid):
-        try:
-            assert proc.stdout is not None and proc.stderr is not None
-            await asyncio.gather(
-                _pump(proc.stdout, capture.stdout_chunks, out_tee),
-                _pump(proc.stderr, capture.stderr_chunks, err_tee),
-            )
-            return await proc.wait()
-        finally:
-            if proc.returncode is None:
-                await _stop(proc)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        await asyncio.gather(
+            _pump(proc.stdout, capture.stdout_chunks, out_tee),
+            _pump(proc.stderr, capture.stderr_chunks, err_tee),
+        )
+        return await proc.wait()
+    finally:
+        if proc.returncode is None:
+            await _stop(proc)
 
 
 async def _pump(stream: asyncio.StreamReader, sink: list[str], tee: TextIO | None) -> None:

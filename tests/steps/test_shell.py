@@ -525,3 +525,20 @@ def test_a_failing_templated_line_shows_the_rendered_line(project: Path) -> None
     with pytest.raises(StepExecutionError) as info:
         _steps(project, "sh -c 'exit 5' {{ src.value }}", "val")
     assert "line 1 `sh -c 'exit 5' val` exited with 5" in str(info.value)
+
+
+def test_a_signal_during_a_childs_start_is_held_until_its_group_is_listed() -> None:
+    """Between the fork and the registration of its group a child is in no list: a terminating signal
+    arriving then is held, and raised again (so forwarded to that child too) once the child is listed."""
+    from flowdeck.steps import process
+
+    received: list[int] = []
+    previous = signal.signal(signal.SIGUSR1, lambda signum, frame: received.append(signum))
+    try:
+        with process._starting_child():
+            assert process.defer_while_starting(signal.SIGUSR1)
+            assert received == []
+        assert received == [signal.SIGUSR1]  # raised again on leaving the start
+        assert not process.defer_while_starting(signal.SIGUSR1)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
