@@ -32,6 +32,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from flowdeck.background import Background
 from flowdeck.errors import FlowdeckError, FlowRunError
 from flowdeck.flowrun.launch import FlowProcess, starts_early
 from flowdeck.flowrun.logs import LogShipper
@@ -245,9 +246,9 @@ def _cancelled_by(api: FlowRunApi, control: _Control) -> str:
     return "signal"
 
 
-def _accepted(proposal: _Proposal, shipper: LogShipper) -> None:
+def _accepted(proposal: Background[StateResult], shipper: LogShipper) -> None:
     """Raise :class:`_NotStarted` (dropping the held logs) unless the server accepted RUNNING."""
-    answer = proposal.answer()
+    answer = proposal.result()
     if answer.status != "ACCEPT":
         shipper.discard()
         raise _NotStarted(f"the server did not let the run start: {answer.reason or answer.status}")
@@ -282,32 +283,11 @@ def _warm_up() -> threading.Thread:
     return thread
 
 
-class _Proposal:
+def _propose_running(api: FlowRunApi) -> Background[StateResult]:
     """RUNNING proposed on a thread of its own while the pull steps run (Prefect's own engine also pulls
     before it proposes RUNNING); the flow starts only once the server accepted it. The main thread does
-    not use ``api`` until :meth:`answer` returned."""
-
-    def __init__(self, api: FlowRunApi) -> None:
-        self._api = api
-        self._answer: StateResult | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._propose, name="flowdeck-running", daemon=True)
-        self._thread.start()
-
-    def _propose(self) -> None:
-        try:
-            self._answer = self._api.set_state("RUNNING")
-        except BaseException as exc:  # raised in the main thread by answer()
-            self._error = exc
-
-    def answer(self) -> StateResult:
-        """The server's answer (waits for it); raises what proposing it raised."""
-        while self._thread.is_alive():
-            self._thread.join(0.05)  # short joins: a signal handler still runs in between
-        if self._error is not None:
-            raise self._error
-        assert self._answer is not None
-        return self._answer
+    not use ``api`` until the answer is in."""
+    return Background(lambda: api.set_state("RUNNING"), "flowdeck-running")
 
 
 class _NotStarted(Exception):
@@ -346,7 +326,7 @@ def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
     control = _Control()
     stop = threading.Event()
     before = os.getcwd()
-    proposal = _Proposal(api)
+    proposal = _propose_running(api)
     early: FlowProcess | None = None
     try:
         with _signals(control):

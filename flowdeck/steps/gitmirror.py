@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from flowdeck.background import Background
 from flowdeck.errors import GitError
 from flowdeck.gitrun import GitCommandError, git
 
@@ -69,28 +69,6 @@ def refs_fingerprint(git_dir: Path) -> dict[str, bytes]:
     return found
 
 
-class _Background:
-    """``action`` on a thread of its own; :meth:`wait` joins it and raises what it raised."""
-
-    def __init__(self, action: Callable[[], object]) -> None:
-        self._action = action
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="flowdeck-git-update", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._action()
-        except BaseException as exc:  # handed to the caller's thread by wait()
-            self._error = exc
-
-    def wait(self) -> None:
-        while self._thread.is_alive():
-            self._thread.join(0.05)  # short joins: a signal handler still runs in between
-        if self._error is not None:
-            raise self._error
-
-
 def clone_while_updating(mirror: Path, tmp: Path, update: Callable[[], object],
                          clone: Callable[[], None]) -> bool:
     """``clone`` the mirror (which must exist) into ``tmp`` while ``update`` runs; see the module's
@@ -102,7 +80,7 @@ def clone_while_updating(mirror: Path, tmp: Path, update: Callable[[], object],
     the refs are no longer those fingerprinted before the update started.
     """
     before = refs_fingerprint(mirror)
-    updating = _Background(update)
+    updating = Background(update, "flowdeck-git-update")
     try:
         try:
             clone()
@@ -112,11 +90,11 @@ def clone_while_updating(mirror: Path, tmp: Path, update: Callable[[], object],
             checked_out = False
     except BaseException:
         try:
-            updating.wait()  # never leave the lock while the update writes the mirror
+            updating.result()  # never leave the lock while the update writes the mirror
         except BaseException as exc:
             log.debug("the update of the git cache also failed: %s", exc)
         raise
-    updating.wait()
+    updating.result()
     if checked_out and refs_fingerprint(mirror) == before:
         return True
     log.debug("the server had something new for %s; cloning the updated cache", mirror.name)

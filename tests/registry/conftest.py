@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_tree
+from tests.servers.flaky_proxy import FaultyHttpProxy
 from tests.servers.prefect import PrefectServer, prefect_server  # noqa: F401
 
 FLOW = '''
@@ -24,7 +26,7 @@ def uid() -> str:
 
 
 @pytest.fixture
-def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> PrefectServer:  # noqa: F811
+def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectServer]:  # noqa: F811
     """The shared server, configured for this test as PREFECT_API_URL + PREFECT_API_AUTH_STRING."""
     from flowdeck.registry import choose
 
@@ -45,3 +47,12 @@ def write_project(root: Path, flow_name: str, deployments: str, pull_dir: Path |
         ),
     })
     return root
+
+
+@pytest.fixture
+def proxy(prefect_server: PrefectServer) -> Iterator[FaultyHttpProxy]:  # noqa: F811
+    """A proxy in front of the shared server that can answer errors, drop connections or hold requests."""
+    port = int(prefect_server.url.rsplit(":", 1)[1].split("/")[0])
+    forwarding = FaultyHttpProxy(port)
+    yield forwarding
+    forwarding.close()

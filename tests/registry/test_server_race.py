@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,6 @@ def _agrees(dep: dict[str, Any], record: dict[str, Any], label: str) -> bool:
     return bool(dep["parameters"] == record.get("parameters", {}) and dep["version"] == label
                 and dep["pull_steps"] == record.get("pull_steps", [])
                 and (dep.get("job_variables") or {}) == (pool.get("job_variables") or {}))
-
-
-@pytest.fixture
-def proxy(prefect_server: PrefectServer) -> Iterator[FaultyHttpProxy]:
-    port = int(prefect_server.url.rsplit(":", 1)[1].split("/")[0])
-    forwarding = FaultyHttpProxy(port)
-    yield forwarding
-    forwarding.close()
 
 
 def _reverse_live_pointer_writes(proxy: FaultyHttpProxy) -> None:

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.conftest import CliResult, run_cli
 from tests.registry.conftest import write_project
 from tests.registry.test_server_deploy import api
 from tests.servers.flaky_proxy import FaultyHttpProxy
 from tests.servers.prefect import PrefectServer
-
-
-@pytest.fixture
-def proxy(prefect_server: PrefectServer) -> Iterator[FaultyHttpProxy]:
-    port = int(prefect_server.url.rsplit(":", 1)[1].split("/")[0])
-    faulty = FaultyHttpProxy(port)
-    yield faulty
-    faulty.close()
 
 
 def _deploy(root: Path, flow: str, proxy: FaultyHttpProxy, server: PrefectServer, **env: str) -> CliResult:
