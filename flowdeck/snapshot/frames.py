@@ -128,45 +128,52 @@ class FrameDecoder:
 _RAW_HEAD = len(_HEADER) + 4  # the frame header and its 4-byte content size
 
 
+class _Cursor:
+    """Reads a frame's pieces in order, handing out at most the bytes asked for from the current piece."""
+
+    def __init__(self, pieces: Iterator[bytes | memoryview]) -> None:
+        self._pieces = pieces
+        self._piece = memoryview(b"")
+        self._at = 0
+
+    def take(self, limit: int, at_end: str) -> memoryview:
+        """Up to ``limit`` (> 0) bytes, at least one; ValueError(``at_end``) when the pieces ran out."""
+        while self._at >= len(self._piece):
+            got = next(self._pieces, None)
+            if got is None:
+                raise ValueError(at_end)
+            self._piece, self._at = memoryview(got), 0
+        taken = self._piece[self._at : self._at + limit]
+        self._at += len(taken)
+        return taken
+
+    def exhausted(self) -> bool:
+        """True when no byte is left, in the current piece or any later one (reads the rest)."""
+        return self._at >= len(self._piece) and not any(len(p) for p in self._pieces)
+
+
 def _raw_blocks(
     first: bytes | memoryview, rest: Iterator[bytes | memoryview], ulen: int
 ) -> Iterator[bytes | memoryview]:
     """The contents of the raw blocks of a frame whose header (content size ``ulen``) was read; the pieces
     must hold exactly the blocks, each a raw block of at most RAW_BLOCK bytes, the last one flagged."""
-    pieces = itertools.chain([first], rest)
-    piece: bytes | memoryview = b""
-    at = 0
+    cursor = _Cursor(itertools.chain([first], rest))
     produced = 0
     last = False
     while not last:
         header = bytearray()
         while len(header) < 3:
-            if at >= len(piece):
-                got = next(pieces, None)
-                if got is None:
-                    raise ValueError("a frame ends inside a block header")
-                piece, at = memoryview(got), 0
-                continue
-            take = piece[at : at + 3 - len(header)]
-            header += take
-            at += len(take)
+            header += cursor.take(3 - len(header), "a frame ends inside a block header")
         value = int.from_bytes(header, "little")
         last, kind, size = bool(value & 1), (value >> 1) & 3, value >> 3
         if kind != 0 or size > RAW_BLOCK or produced + size > ulen:
             raise ValueError("a frame does not decompress (a block is not as recorded)")
         produced += size
         while size:
-            if at >= len(piece):
-                got = next(pieces, None)
-                if got is None:
-                    raise ValueError("a frame ends inside a block")
-                piece, at = memoryview(got), 0
-                continue
-            take = piece[at : at + size]
-            at += len(take)
+            take = cursor.take(size, "a frame ends inside a block")
             size -= len(take)
             yield take
     if produced != ulen:
         raise ValueError("a frame has the wrong length")
-    if at < len(piece) or any(len(p) for p in pieces):
+    if not cursor.exhausted():
         raise ValueError("bytes after the end of a frame")
