@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import write_tree
 from tests.servers.flaky_proxy import FaultyHttpProxy
-from tests.servers.prefect import PrefectServer, prefect_server  # noqa: F401
+from tests.servers.prefect import PrefectServer, prefect_server, server  # noqa: F401
 
 FLOW = '''
 def hello(name: str = "world", times: int = 1):
@@ -23,18 +23,6 @@ def hello(name: str = "world", times: int = 1):
 def uid() -> str:
     """A short unique suffix: the server is shared by every test of the session."""
     return secrets.token_hex(4)
-
-
-@pytest.fixture
-def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectServer]:  # noqa: F811
-    """The shared server, configured for this test as PREFECT_API_URL + PREFECT_API_AUTH_STRING."""
-    from flowdeck.registry import choose
-
-    for key, value in prefect_server.env().items():
-        monkeypatch.setenv(key, value)
-    choose.reset()
-    yield prefect_server
-    choose.reset()
 
 
 def write_project(root: Path, flow_name: str, deployments: str, pull_dir: Path | None = None) -> Path:

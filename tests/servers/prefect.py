@@ -19,7 +19,7 @@ import pytest
 
 from tests.servers.process import ServerProcess, free_port, unavailable
 
-__all__ = ["PrefectServer", "prefect_bin", "prefect_server", "start_prefect_server"]
+__all__ = ["PrefectServer", "prefect_bin", "prefect_server", "server", "start_prefect_server"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 AUTH_USER = "flowdeck"
@@ -101,3 +101,15 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prefect
     server = start_prefect_server(tmp_path_factory.mktemp("prefect"), csrf=True)
     yield server
     server.process.stop()
+
+
+@pytest.fixture
+def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectServer]:
+    """The shared server, configured for this test as PREFECT_API_URL + PREFECT_API_AUTH_STRING."""
+    from flowdeck.registry import choose
+
+    for key, value in prefect_server.env().items():
+        monkeypatch.setenv(key, value)
+    choose.reset()
+    yield prefect_server
+    choose.reset()

@@ -20,7 +20,7 @@ from tests.servers.git import (  # noqa: F401
     git_tls,
     make_repo,
 )
-from tests.servers.prefect import PrefectServer, prefect_server  # noqa: F401
+from tests.servers.prefect import PrefectServer, prefect_server, server  # noqa: F401
 from tests.servers.prefect_worker import worker_python  # noqa: F401
 from tests.servers.process import unavailable
 from tests.servers.s3 import S3Server, start_moto, start_seaweedfs
@@ -57,19 +57,7 @@ def git_argv_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def server(prefect_server: PrefectServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[PrefectServer]:  # noqa: F811
-    """The shared server as PREFECT_API_URL + PREFECT_API_AUTH_STRING for this test."""
-    from flowdeck.registry import choose
-
-    for key, value in prefect_server.env().items():
-        monkeypatch.setenv(key, value)
-    choose.reset()
-    yield prefect_server
-    choose.reset()
-
-
-@pytest.fixture
-def client(server: PrefectServer) -> Iterator[PrefectClient]:
+def client(server: PrefectServer) -> Iterator[PrefectClient]:  # noqa: F811
     """A client of the server, for what the UI or API would do (create and cancel runs, read logs)."""
     with PrefectClient(ServerConfig(server.url, auth_string=server.auth_string)) as c:
         yield c
