@@ -264,7 +264,7 @@ def _finish(api: FlowRunApi, outcome: Outcome, shipper: LogShipper) -> Outcome:
     return outcome
 
 
-def _warm_up() -> threading.Thread:
+def _warm_up() -> Background[None]:
     """Import the pull steps' engine on a thread of its own while the server answers the first requests:
     the imports need the CPU, the requests only wait. Join it before importing any of it on the main
     thread (two threads importing one cycle of modules can deadlock). ``_pull`` imports them again (a
@@ -278,9 +278,7 @@ def _warm_up() -> threading.Thread:
         except BaseException:  # the pull's own import reports it
             pass
 
-    thread = threading.Thread(target=load, name="flowdeck-warm-up", daemon=True)
-    thread.start()
-    return thread
+    return Background(load, "flowdeck-warm-up")
 
 
 def _propose_running(api: FlowRunApi) -> Background[StateResult]:
@@ -310,7 +308,7 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
             raise FlowRunError(f"flow run {options.flow_run_id} has no deployment",
                                hint="only runs of deployments can be executed")
         deployment = api.read_deployment(str(run["deployment_id"]))
-        warming.join()
+        warming.result()
         return _execute(api, run, deployment, options)
     finally:
         api.close()
