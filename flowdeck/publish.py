@@ -189,7 +189,6 @@ def publish_pull_steps(
     return published
 
 
-
 #: flowdeck's storage pull steps, which take a ``snapshots`` input (Prefect's own do not).
 SNAPSHOT_PULL_STEPS = frozenset({"flowdeck.steps.pull_from_s3", "flowdeck.steps.pull_from_gcs",
                                  "flowdeck.steps.pull_from_azure_blob_storage"})

@@ -49,10 +49,12 @@ else:
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
 
-__all__ = ["SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
+__all__ = ["PAGE", "SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
 
 #: The server major version this client speaks (Prefect 3).
 SUPPORTED_MAJOR = 3
+#: The most items a Prefect server returns for one filter request.
+PAGE = 200
 _RETRY_STATUS = frozenset({429, 502, 503})
 
 
@@ -300,6 +302,16 @@ class PrefectClient:
     def post(self, path: str, body: Any = None, *, what: str = "", hint: str | None = None) -> Any:
         """``POST path`` with a JSON body."""
         return self.request("POST", path, body if body is not None else {}, what=what, hint=hint)
+
+    def post_all(self, path: str, body: Mapping[str, Any], *, what: str = "") -> list[Any]:
+        """Every item a ``.../filter`` endpoint answers for ``body``, read in pages of :data:`PAGE` (the
+        server's largest). Give ``body`` a total ``sort`` where the set may change between pages."""
+        found: list[Any] = []
+        while True:
+            page = self.post(path, {**body, "limit": PAGE, "offset": len(found)}, what=what)
+            found.extend(page)
+            if len(page) < PAGE:
+                return found
 
     def patch(self, path: str, body: Any, *, what: str = "", hint: str | None = None) -> Any:
         """``PATCH path`` with a JSON body."""

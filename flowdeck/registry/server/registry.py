@@ -45,7 +45,6 @@ from flowdeck.variables import Variable, _check_name
 
 __all__ = ["ServerRegistry"]
 
-_ARTIFACT_TYPE = VERSION_TYPE
 _STATUS = {"RUNNING": "running", "COMPLETED": "completed", "FAILED": "failed", "CRASHED": "failed",
            "CANCELLED": "cancelled", "CANCELLING": "cancelled", "PENDING": "running", "SCHEDULED": "scheduled",
            "PAUSED": "paused"}
@@ -104,16 +103,9 @@ class ServerRegistry:
 
     def _versions_raw(self, name: str) -> list[dict[str, Any]]:
         """Every version artifact of ``name``, oldest first."""
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            page = self.client.post("artifacts/filter", {
-                "artifacts": {"key": {"any_": [history_key(name)]}}, "sort": "CREATED_DESC",
-                "limit": 200, "offset": offset}, what=f"the version history of '{name}'")
-            found.extend(page)
-            if len(page) < 200:
-                break
-            offset += 200
+        found: list[dict[str, Any]] = self.client.post_all("artifacts/filter", {
+            "artifacts": {"key": {"any_": [history_key(name)]}}, "sort": "CREATED_DESC"},
+            what=f"the version history of '{name}'")
         found.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))
         return found
 
@@ -250,7 +242,7 @@ class ServerRegistry:
         description = (f"flowdeck version **{item.label}** of `{item.name}`, deployed by {info['deployed_by']}"
                        + (f" from commit `{commit}`" if commit else ""))
         art = self.client.post("artifacts/", {
-            "key": history_key(item.name), "type": _ARTIFACT_TYPE, "data": data, "description": description,
+            "key": history_key(item.name), "type": VERSION_TYPE, "data": data, "description": description,
             "metadata_": {"label": item.label, "content_hash": item.content_hash, "commit": commit}},
             what=f"a version record of '{item.name}'")
         return dict(art)
@@ -275,7 +267,7 @@ class ServerRegistry:
     def _point(self, name: str, artifact_id: str, label: str, content_hash: str, revision: int) -> None:
         """Move the live pointer of ``name`` to a recorded version."""
         self.client.post("artifacts/", {
-            "key": live_key(name), "type": _ARTIFACT_TYPE + "-live",
+            "key": live_key(name), "type": VERSION_TYPE + "-live",
             "data": {"artifact_id": artifact_id, "label": label, "content_hash": content_hash, "revision": revision},
             "description": f"flowdeck: revision {revision} ({label}) of `{name}` is live"},
             what=f"the live pointer of '{name}'")
@@ -292,17 +284,10 @@ class ServerRegistry:
             return {name: (self._deployment(name), self._live_pointer(name) if pointers else None)}
         for start in range(0, len(unique), 100):
             chunk = unique[start:start + 100]
-            deps: list[dict[str, Any]] = []
-            offset = 0
-            while True:
-                page = self.client.post("deployments/filter", {
-                    "flows": {"name": {"any_": sorted({_split(n)[0] for n in chunk})}},
-                    "deployments": {"name": {"any_": sorted({_split(n)[1] for n in chunk})}},
-                    "limit": 200, "offset": offset}, what="the deployments to update")
-                deps.extend(page)
-                if len(page) < 200:
-                    break
-                offset += 200
+            deps: list[dict[str, Any]] = self.client.post_all("deployments/filter", {
+                "flows": {"name": {"any_": sorted({_split(n)[0] for n in chunk})}},
+                "deployments": {"name": {"any_": sorted({_split(n)[1] for n in chunk})}}},
+                what="the deployments to update")
             flow_ids = sorted({d["flow_id"] for d in deps})
             flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}, "limit": 200}) \
                 if flow_ids else []

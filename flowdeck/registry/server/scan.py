@@ -10,13 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from flowdeck.errors import RegistryError
-from flowdeck.registry.server.client import PrefectClient
+from flowdeck.registry.server.client import PAGE, PrefectClient
 
 __all__ = ["PAGE", "VERSION_TYPE", "every_version_artifact"]
 
 #: The artifact type of a version record (the live pointers have a type of their own).
 VERSION_TYPE = "flowdeck-version"
-PAGE = 200
 _PASSES = 3
 
 
@@ -27,16 +26,9 @@ def every_version_artifact(client: PrefectClient) -> list[dict[str, Any]]:
     counts: list[int] = []
     for _ in range(_PASSES):
         before = int(client.post("artifacts/count", filters, what=what))
-        found: dict[str, dict[str, Any]] = {}
-        offset = 0
-        while True:
-            # A total order (the id), so that pages of an unchanged set neither overlap nor leave gaps.
-            page = client.post("artifacts/filter", {**filters, "sort": "ID_DESC", "limit": PAGE, "offset": offset},
-                               what=what)
-            found.update((str(a.get("id")), a) for a in page if isinstance(a, dict))
-            if len(page) < PAGE:
-                break
-            offset += PAGE
+        # A total order (the id), so that pages of an unchanged set neither overlap nor leave gaps.
+        records = client.post_all("artifacts/filter", {**filters, "sort": "ID_DESC"}, what=what)
+        found = {str(a.get("id")): a for a in records if isinstance(a, dict)}
         after = int(client.post("artifacts/count", filters, what=what))
         if before == after == len(found):
             return list(found.values())
