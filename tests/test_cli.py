@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from flowdeck import cli
+from flowdeck.errors import UsageError
 from tests.conftest import run_cli
 
 
@@ -110,8 +111,8 @@ def test_an_unexpected_exception_exits_3_and_writes_the_traceback(
 
     real = cli.build_parser
 
-    def parser() -> argparse.ArgumentParser:
-        p = real()
+    def parser(command: str | None = None) -> argparse.ArgumentParser:
+        p = real(command)
         p.set_defaults(func=explode)
         return p
 
@@ -130,10 +131,22 @@ def test_ctrl_c_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
 
     real = cli.build_parser
 
-    def parser() -> argparse.ArgumentParser:
-        p = real()
+    def parser(command: str | None = None) -> argparse.ArgumentParser:
+        p = real(command)
         p.set_defaults(func=interrupt)
         return p
 
     monkeypatch.setattr(cli, "build_parser", parser)
     assert cli.main([]) == 130
+
+
+def test_flow_run_builds_only_its_own_commands() -> None:
+    # What a Prefect worker launches before each flow run: no other command's parser is built.
+    assert cli._command_of(["-q", "flow-run", "execute"]) == "flow-run"
+    assert cli._command_of(["--version"]) is None
+    assert cli._command_of(["-v", "deploy", "--all"]) == "deploy"
+    parser = cli.build_parser("flow-run")
+    args = parser.parse_args(["-q", "flow-run", "execute", "abc", "--grace", "3"])
+    assert (args.flow_run_id, args.grace, args.quiet) == ("abc", 3.0, True)
+    with pytest.raises(UsageError, match="choose from 'flow-run'"):
+        parser.parse_args(["deploy"])
