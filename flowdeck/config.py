@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdeck.errors import ConfigError, FlowdeckWarning, Location, Problem, StepInputError
-from flowdeck.source import KeyPath, LoadedFile, format_key_path, load_yaml_file
+from flowdeck.keys import KeyPath, LoadedFile, format_key_path
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.steps.registry import StepSpec
 
@@ -214,6 +214,9 @@ def load_project(path: Path | str | None = None, *, root: Path | None = None) ->
     Raises :class:`ConfigSyntaxError` when the file cannot be read or parsed; a file that parses but is
     not a mapping raises :class:`ConfigError`. Use :func:`flowdeck.validate.validate_project` for the rest.
     """
+    # Here, not at the top: a worker running pull steps parses no YAML and need not import the parser.
+    from flowdeck.source import load_yaml_file
+
     file_path = Path(path) if path is not None else Path(DEFAULT_FILE)
     loaded = load_yaml_file(file_path, display_name=str(path) if path is not None else DEFAULT_FILE)
     if loaded.data is not None and not isinstance(loaded.data, dict):
@@ -256,6 +259,8 @@ def _merge_legacy_deployments(loaded: LoadedFile, file_path: Path) -> None:
     if legacy is None:
         return
     shown = str(Path(loaded.source.file).parent / legacy.name) if loaded.source.file != DEFAULT_FILE else legacy.name
+    from flowdeck.source import load_yaml_file
+
     extra = load_yaml_file(legacy, display_name=shown)
     prefix: KeyPath
     if isinstance(extra.data, dict) and isinstance(extra.data.get("deployments"), list):

@@ -33,11 +33,11 @@ from flowdeck.errors import DeployError
 from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion
 from flowdeck.jsontypes import dumps_sorted
+from flowdeck.keys import format_key_path
 from flowdeck.paths import cache_dir, home_dir
 from flowdeck.publish import flow_runner, publish_pull_steps, pull_steps_mode, with_runner, with_snapshots
 from flowdeck.selection import select_deployments
 from flowdeck.snapshot.pin import snapshots_in_outputs
-from flowdeck.source import format_key_path
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
 from flowdeck.templating import apply_values, resolve_variables

@@ -29,7 +29,7 @@ from typing import Any
 
 from flowdeck.config import StepEntry
 from flowdeck.errors import DeployError, Location
-from flowdeck.source import KeyPath, format_key_path
+from flowdeck.keys import KeyPath, format_key_path
 from flowdeck.steps.aliases import resolve_name
 from flowdeck.templating.expressions import expressions_in
 from flowdeck.templating.placeholders import (

@@ -15,67 +15,21 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from flowdeck.errors import ConfigSyntaxError, Location, Problem
+from flowdeck.keys import KeyPath, LoadedFile, SourceMap, format_key_path, iter_paths
 from flowdeck.yaml_loader import BoundedLoader, LimitError
 
-__all__ = ["MAX_FILE_BYTES", "KeyPath", "LoadedFile", "SourceMap", "format_key_path", "load_yaml_file",
-           "parse_yaml_text"]
-
-KeyPath = tuple[str | int, ...]
+__all__ = ["MAX_FILE_BYTES", "KeyPath", "LoadedFile", "SourceMap", "format_key_path", "iter_paths",
+           "load_yaml_file", "parse_yaml_text"]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: The largest file flowdeck parses (PyYAML reads about a megabyte a second; real files are a few KiB).
 MAX_FILE_BYTES = 2 << 20
-
-
-def format_key_path(path: KeyPath) -> str:
-    """Render ``("deployments", 0, "pull", 1)`` as ``deployments[0].pull[1]``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-@dataclass
-class SourceMap:
-    """Where each value (and each mapping key) of a loaded file was written."""
-
-    file: str
-    values: dict[KeyPath, Location] = field(default_factory=dict)
-    keys: dict[KeyPath, Location] = field(default_factory=dict)
-
-    def locate(self, path: KeyPath) -> Location | None:
-        """The location of the value at ``path``, or of its nearest ancestor that has one."""
-        for end in range(len(path), -1, -1):
-            loc = self.values.get(path[:end])
-            if loc is not None:
-                return loc
-        return None
-
-    def locate_key(self, path: KeyPath) -> Location | None:
-        """The location of the mapping key that ends ``path`` (falls back to :meth:`locate`)."""
-        return self.keys.get(path) or self.locate(path)
-
-
-@dataclass
-class LoadedFile:
-    """A parsed file: its data, where everything came from, and problems found while reading it."""
-
-    path: Path
-    data: Any
-    source: SourceMap
-    problems: list[Problem] = field(default_factory=list)
-    text: str = ""
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -409,14 +363,3 @@ def load_yaml_file(path: Path, display_name: str | None = None) -> LoadedFile:
     text = _decode(raw, name)
     data, smap, problems = parse_yaml_text(text, name)
     return LoadedFile(path=path, data=data, source=smap, problems=problems, text=text)
-
-
-def iter_paths(data: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
-    """Every (path, value) pair of a nested structure, parents first."""
-    yield path, data
-    if isinstance(data, dict):
-        for key, value in data.items():
-            yield from iter_paths(value, (*path, key))
-    elif isinstance(data, list):
-        for index, value in enumerate(data):
-            yield from iter_paths(value, (*path, index))

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ def missing_requirements(requires: Sequence[str]) -> list[str]:
         except (ImportError, ValueError):
             found = False
         if not found:
+            from importlib import metadata  # only here: a tenth of the steps' import time, rarely needed
+
             try:
                 metadata.distribution(_VERSION_CUT.split(requirement.strip(), 1)[0])
                 found = True
@@ -49,6 +50,8 @@ def missing_requirements(requires: Sequence[str]) -> list[str]:
 
 def _engine_constraints() -> str:
     """Pins for flowdeck's own dependencies, so a step's requirement can never change the engine."""
+    from importlib import metadata
+
     lines = []
     for name in ("pyyaml", "jinja2", "jsonschema", "gitpython", "pathspec", "rich", "filelock"):
         try:

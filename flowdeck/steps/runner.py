@@ -21,8 +21,8 @@ from typing import Any
 
 from flowdeck.config import StepEntry
 from flowdeck.errors import FlowdeckError, Location, StepExecutionError, StepInputError
+from flowdeck.keys import KeyPath, format_key_path
 from flowdeck.redact import redact
-from flowdeck.source import KeyPath, format_key_path
 from flowdeck.steps.loader import load_step_function
 from flowdeck.steps.shell import SHELL_STEP, render_script
 from flowdeck.templating import render_step_inputs

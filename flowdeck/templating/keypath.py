@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Final, TypeAlias
 
 from flowdeck.errors import Location
-from flowdeck.source import KeyPath, format_key_path
+from flowdeck.keys import KeyPath, format_key_path
 
 __all__ = ["NOTSET", "KeyPath", "Locator", "NotSetType", "format_key_path", "get_from_dict"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from flowdeck.config import Project
 from flowdeck.errors import Location, Problem
 from flowdeck.flowinfo import split_entrypoint
-from flowdeck.source import KeyPath, format_key_path
+from flowdeck.keys import KeyPath, format_key_path
 
 __all__ = ["check_deployable", "check_names", "flow_key"]
 

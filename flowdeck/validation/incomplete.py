@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flowdeck.config import Project
 from flowdeck.errors import Problem, TemplateError
-from flowdeck.source import format_key_path, iter_paths
+from flowdeck.keys import format_key_path, iter_paths
 from flowdeck.templating import referenced_names
 
 __all__ = ["check_incomplete_references", "incomplete_reference"]

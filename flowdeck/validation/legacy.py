@@ -12,7 +12,7 @@ from typing import Any
 
 from flowdeck.config import Project
 from flowdeck.errors import Problem
-from flowdeck.source import KeyPath, format_key_path
+from flowdeck.keys import KeyPath, format_key_path
 
 __all__ = ["DEPLOYMENT_LEGACY", "SCHEDULE_LEGACY", "TOP_LEVEL_DEPLOYMENT_KEYS", "check_legacy_keys"]
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from flowdeck.config import SECTIONS, Project, StepEntry
 from flowdeck.errors import Problem, TemplateError
-from flowdeck.source import KeyPath, format_key_path, iter_paths
+from flowdeck.keys import KeyPath, format_key_path, iter_paths
 from flowdeck.suggest import close_matches
 from flowdeck.templating import referenced_names
 

@@ -11,8 +11,8 @@ import jsonschema
 from flowdeck.config import Project
 from flowdeck.errors import Problem
 from flowdeck.jsontypes import describe
+from flowdeck.keys import KeyPath, format_key_path
 from flowdeck.schemas import load_schema
-from flowdeck.source import KeyPath, format_key_path
 from flowdeck.suggest import close_matches
 from flowdeck.validation.legacy import DEPLOYMENT_LEGACY, SCHEDULE_LEGACY, TOP_LEVEL_DEPLOYMENT_KEYS
 

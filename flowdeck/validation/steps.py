@@ -10,7 +10,7 @@ from typing import Any
 from flowdeck.config import RESERVED_KEYS, SECTIONS, Project, normalize_section
 from flowdeck.errors import Problem
 from flowdeck.jsontypes import json_type
-from flowdeck.source import KeyPath, format_key_path
+from flowdeck.keys import KeyPath, format_key_path
 from flowdeck.steps.aliases import ALIASES, resolve_name
 from flowdeck.steps.registry import StepSpec
 from flowdeck.suggest import close_matches, did_you_mean
