@@ -35,11 +35,10 @@ import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from filelock import FileLock
-
 from flowdeck.errors import GitError
 from flowdeck.gitauth import clean_url, local_path, transport
 from flowdeck.gitrun import GitCommandError, git, git_output, retrying
+from flowdeck.locks import LockTimeout, held
 from flowdeck.paths import cache_dir
 
 __all__ = [
@@ -58,6 +57,7 @@ log = logging.getLogger("flowdeck.gitcache")
 
 # Commits fetched by sha (not on any branch) are kept under this prefix so git never prunes them.
 PIN_PREFIX = "refs/flowdeck/pins/"
+_HEX = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 _FETCH_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
 # How long a worker waits for another one that holds the mirror (a large first fetch can take a while).
 LOCK_TIMEOUT = 1800.0
@@ -88,9 +88,17 @@ def locked_mirror(url: str, root: Path | None = None) -> Iterator[Path]:
     """Hold the mirror's lock, repair what an interrupted run left behind, and yield its path."""
     path = mirror_path(url, root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT):
-        _repair(path)
-        yield path
+    lock = str(path) + ".lock"
+    try:
+        with held(lock, wait=LOCK_TIMEOUT,
+                  on_wait=lambda: log.info("waiting for another process that uses the git cache %s", path.name)):
+            _repair(path)
+            yield path
+    except LockTimeout:
+        raise GitError(
+            f"the git cache {path} has been in use by another process for more than {LOCK_TIMEOUT:g}s",
+            hint=f"wait for it, or if no flowdeck is running, remove {lock}; or set FLOWDECK_NO_CACHE=1",
+        ) from None
 
 
 def _repair(path: Path) -> None:
@@ -100,10 +108,7 @@ def _repair(path: Path) -> None:
         shutil.rmtree(leftover, ignore_errors=True)
     if not path.exists():
         return
-    if (
-        not (path / "objects").is_dir()
-        or git_output(["--git-dir", str(path), "rev-parse", "--git-dir"]) is None
-    ):
+    if not _looks_like_git_dir(path):
         log.warning("the git cache %s is damaged; rebuilding it", path)
         shutil.rmtree(path, ignore_errors=True)
         return
@@ -120,6 +125,18 @@ def _repair(path: Path) -> None:
             shutil.rmtree(item, ignore_errors=True)
         else:
             item.unlink(missing_ok=True)
+
+
+def _looks_like_git_dir(path: Path) -> bool:
+    """Git's own test of a repository directory (``is_git_directory``: ``objects/``, ``refs/`` and a
+    ``HEAD`` holding a ref or a sha), without starting a git: this runs before every clone from the cache."""
+    if not (path / "objects").is_dir() or not (path / "refs").is_dir():
+        return False
+    try:
+        head = (path / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return False
+    return head.startswith("ref: refs/") or bool(_HEX.fullmatch(head))
 
 
 def has_commit(git_dir: Path, sha: str) -> bool:

@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from filelock import FileLock
-
 from flowdeck.errors import FlowdeckWarning, GitError, StepInputError
 from flowdeck.gitauth import (
     GitCredentials,
@@ -41,6 +39,7 @@ from flowdeck.gitauth import (
 )
 from flowdeck.gitcache import fetch_from_mirror, has_commit, locked_mirror, update_mirror
 from flowdeck.gitrun import ALLOWED_PROTOCOLS, GitCommandError, git, git_output, retrying
+from flowdeck.locks import held
 from flowdeck.paths import cache_enabled
 from flowdeck.redact import register_secret
 from flowdeck.steps.gitmirror import clone_while_updating, local_clone
@@ -193,7 +192,7 @@ def git_clone(
     dest.parent.mkdir(parents=True, exist_ok=True)
     # Concurrent pulls into the same place take turns (Prefect uses the same sibling lock file).
     try:
-        with FileLock(str(dest) + ".lock"):
+        with held(str(dest) + ".lock", wait=float("inf")):
             # Holding the lock, any temporary clone for this destination belongs to a killed run.
             for leftover in dest.parent.glob(f".{dest.name}.flowdeck-*"):
                 shutil.rmtree(leftover, ignore_errors=True)
@@ -279,21 +278,22 @@ def _clone_via_cache(tmp: Path, job: _Job) -> None:
 
 
 def _clone_mirror(mirror: Path, tmp: Path, job: _Job) -> None:
-    """Clone the mirror into ``tmp`` and check out what ``job`` asks for."""
+    """Clone the mirror into ``tmp`` and check out what ``job`` asks for (never a sparse checkout: those
+    clone after the update, through :func:`_check_out_clone`)."""
     if job.commit_sha or job.branch:
         local_clone(mirror, tmp)
         _check_out_clone(tmp, job)
         return
     local_clone(mirror, tmp, checkout=True)  # the default branch: the clone checks it out
     git(["remote", "set-url", "origin", job.url], cwd=tmp)
-    _sparse(tmp, job)
 
 
 def _check_out_clone(tmp: Path, job: _Job) -> None:
     """Point a new clone of the mirror at the real repository and check out what ``job`` asks for."""
     # The clone must point at the real repository, never at the cache.
     git(["remote", "set-url", "origin", job.url], cwd=tmp)
-    _sparse(tmp, job)
+    if job.directories:  # a new clone of the cache is never sparse: nothing to turn off otherwise
+        _sparse(tmp, job)
     if job.commit_sha:
         git(["checkout", "--quiet", "--force", "--detach", job.commit_sha], cwd=tmp)
     elif job.branch:

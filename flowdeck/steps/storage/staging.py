@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from flowdeck.errors import StorageError
+from flowdeck.locks import LockTimeout, held
 from flowdeck.steps.storage.destfs import replace_into, unlink_from
 
 __all__ = ["LOCK_NAME", "STAGING_PREFIX", "Swap", "locked_destination", "recover_stale", "staging_dir"]
@@ -42,58 +43,27 @@ FILES = "files"
 PAUSE_ENV = "FLOWDECK_TEST_ONLY_PAUSE_IN_SWAP"
 LOCK_WAIT = 600.0  # seconds a pull waits for another pull of the same directory
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; pulls of one directory are not serialised there
-    fcntl = None  # type: ignore[assignment]
-
-
 @contextlib.contextmanager
 def locked_destination(target: Path, wait: float | None = None) -> Iterator[None]:
     """Hold the destination's pull lock (see the module docstring), waiting at most ``wait`` seconds
     (default :data:`LOCK_WAIT`) for another pull of it."""
     wait = LOCK_WAIT if wait is None else wait
-    if fcntl is None:
-        yield
-        return
     path = target / LOCK_NAME
-    deadline = time.monotonic() + wait
-    told = False
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot lock {path}: {exc.strerror}", hint="check that the directory is writable"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            if time.monotonic() > deadline:
-                raise StorageError(
-                    f"another pull of {target} has been running for more than {wait:g}s",
-                    hint="wait for it to finish, or stop it",
-                ) from None
-            if not told:
-                log.info("waiting for another pull of %s to finish", target)
-                told = True
-            time.sleep(0.1)
-            continue
-        # The holder before us may have deleted the file after we opened it: lock the one in place.
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(path, follow_symlinks=False))
-        except FileNotFoundError:
-            same = False
-        if same:
-            break
-        os.close(fd)
     try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        os.close(fd)
+        with held(path, wait=wait, remove=True,
+                  on_wait=lambda: log.info("waiting for another pull of %s to finish", target)):
+            yield
+    except LockTimeout:
+        raise StorageError(
+            f"another pull of {target} has been running for more than {wait:g}s",
+            hint="wait for it to finish, or stop it",
+        ) from None
+    except OSError as exc:
+        if exc.filename != str(path):
+            raise
+        raise StorageError(
+            f"cannot lock {path}: {exc.strerror}", hint="check that the directory is writable"
+        ) from exc
 
 
 def staging_dir(target: Path) -> Path:
