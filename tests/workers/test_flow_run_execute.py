@@ -237,6 +237,53 @@ def test_cancelling_from_the_ui_a_run_a_prefect_worker_launched(
     assert "started" in _logs(client, run_id)
 
 
+def test_cancelling_from_the_ui_during_the_pull_steps_of_a_run_a_prefect_worker_launched(
+    server: PrefectServer, client: PrefectClient, worker_python: Path, project: Path, tmp_path: Path
+) -> None:
+    uid = secrets.token_hex(4)
+    pid_file = tmp_path / "pull.pid"
+    ran = tmp_path / "flow-ran"
+    pool = f"pool-{uid}"
+    write_tree(project, {"flows/hello.py": FLOWS + f"\n\ndef mark():\n    open({str(ran)!r}, 'w').close()\n",
+                         "prefect.yaml": f"""\
+pull:
+- prefect.deployments.steps.run_shell_script:
+    script: sh -c 'echo $$ > {pid_file}.tmp && mv {pid_file}.tmp {pid_file} && exec sleep 300'
+deployments:
+- name: slow-pull-{uid}
+  entrypoint: flows/hello.py:mark
+  work_pool: {{name: {pool}}}
+"""})
+    deployed = run_cli("deploy", "--runner", "flowdeck", "--create-pool", cwd=project)
+    assert deployed.code == 0, deployed.output
+    run_id = _new_run(client, "mark", f"slow-pull-{uid}")
+    worker = subprocess.Popen(
+        [str(worker_python), "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+        cwd=tmp_path, env=_worker_env(server, tmp_path / "prefect-home"), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        pulling = _wait_for(pid_file, worker, timeout=180)  # the pull step's `sleep` is running
+        client.post(f"flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"},
+                                                      "force": True})
+        state = _wait_for_state(client, run_id, "CANCELLED")
+        pull_gone = _gone(pulling, timeout=60)
+        time.sleep(3)  # let the worker report what it saw of the process's exit
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+    output = worker.stdout.read() if worker.stdout else ""
+    assert state["type"] == "CANCELLED", output
+    assert pull_gone, "the pull step's process survived the cancellation"
+    assert not ran.exists(), "the flow ran after its run was cancelled"
+    history = client.get("flow_run_states/", params={"flow_run_id": run_id})
+    assert "CRASHED" not in [s["type"] for s in history], output
+    assert "crashed" not in output.lower() and "status code" not in output, output
+
+
 def test_flow_run_execute_clones_with_a_token_from_a_server_block(
     server: PrefectServer, client: PrefectClient, git_http_server: Any, make_repo: Any, git_argv_log: Path,
     project: Path, tmp_path: Path
