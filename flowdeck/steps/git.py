@@ -18,113 +18,32 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import uuid
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from flowdeck.errors import FlowdeckWarning, GitError, StepInputError
+from flowdeck.errors import GitError
 from flowdeck.gitauth import (
-    GitCredentials,
     credentials_from_inputs,
     format_credentials,
     git_env,
-    split_userinfo,
     transport,
 )
 from flowdeck.gitcache import fetch_from_mirror, has_commit, locked_mirror, update_mirror
-from flowdeck.gitrun import ALLOWED_PROTOCOLS, GitCommandError, git, git_output, retrying
+from flowdeck.gitrun import GitCommandError, git, git_output, retrying
 from flowdeck.locks import held
 from flowdeck.paths import cache_enabled
 from flowdeck.redact import register_secret
+from flowdeck.steps.gitargs import check_args, destination_name, url_credentials
 from flowdeck.steps.gitmirror import clone_while_updating, local_clone
 
 __all__ = ["destination_name", "git_clone", "transport"]
 
 log = logging.getLogger("flowdeck.steps.git")
-
-_SHA = re.compile(r"^[0-9a-fA-F]{4,64}$")
-
-
-def destination_name(repository: str, branch: str | None, clone_directory_name: str | None) -> str:
-    """Prefect's naming: ``clone_directory_name``, else the last URL segment without any ``.git``
-    (``str.replace``, so ``my.github-repo`` loses it too), plus ``-<branch>`` with ``/`` turned into ``-``."""
-    if clone_directory_name:
-        return clone_directory_name
-    path = urlsplit(repository).path if "://" in repository else repository
-    name = path.rstrip("/").split("/")[-1].replace(".git", "")
-    if branch:
-        name += "-" + branch.replace("/", "-")
-    return name
-
-
-def _check_args(
-    repository: str, branch: str | None, commit_sha: str | None, directories: Sequence[str] | None
-) -> None:
-    for entry in directories or ():
-        if not isinstance(entry, str) or not entry:
-            raise StepInputError(
-                "`directories` must be a list of directory paths", hint="check `directories`"
-            )
-        if entry.startswith("--"):
-            warnings.warn(
-                FlowdeckWarning(
-                    f"directory {entry!r} in `directories` starts with '--'; it is a path, not an option",
-                    hint="remove the leading dashes if they are a typo",
-                ),
-                stacklevel=3,
-            )
-    if not isinstance(repository, str) or not repository.strip():
-        raise StepInputError("`repository` must be a repository URL", hint="set `repository: https://...`")
-    kind = transport(repository.strip())
-    if kind not in ALLOWED_PROTOCOLS:
-        # Only the transport's name is shown: the rest of such a "URL" may be a command or a secret.
-        raise StepInputError(
-            f"`repository` uses the git transport '{kind}', which flowdeck does not run: it can wait for "
-            "input forever or run commands",
-            hint="use an https, http, ssh (git@host:org/repo.git), git:// or file:// URL, or a local path",
-        )
-    if branch and commit_sha:
-        raise StepInputError(
-            "Cannot provide both a branch and a commit SHA. Please provide only one.",
-            hint="keep `commit_sha` to pin the code, or `branch` to follow a branch",
-        )
-    if branch is not None and branch.startswith("-"):
-        raise StepInputError("Branch names cannot start with '-'.", hint="check `branch`")
-    if commit_sha is not None:
-        if not _SHA.match(commit_sha):
-            raise StepInputError(
-                f"Invalid commit SHA {commit_sha!r}: expected 40 (or 64) hexadecimal characters",
-                hint="use the full sha printed by `git rev-parse HEAD`",
-            )
-        if len(commit_sha) not in (40, 64):
-            raise StepInputError(
-                f"commit SHA {commit_sha!r} is abbreviated: a server can only be asked for a full sha",
-                hint=f"use the full sha printed by `git rev-parse {commit_sha}`",
-            )
-
-
-def _url_credentials(repository: str) -> tuple[str, GitCredentials | None]:
-    """Strip ``user:token@`` from an http(s) URL; those credentials are used as if given separately."""
-    if urlsplit(repository).scheme not in {"http", "https"}:
-        return repository, None
-    url, userinfo = split_userinfo(repository)
-    if userinfo is None:
-        return url, None
-    user, sep, password = userinfo.partition(":")
-    if sep:
-        register_secret(unquote(password))
-        register_secret(password)
-    elif len(user) >= 8:  # a bare `TOKEN@`; short names such as `git@` are not secrets
-        register_secret(unquote(user))
-    register_secret(userinfo)
-    return url, GitCredentials(userinfo)
-
 
 @dataclass
 class _Job:
@@ -172,8 +91,8 @@ def git_clone(
                 register_secret(credentials[key])
     creds = credentials_from_inputs(access_token, credentials)
     dirs = [directories] if isinstance(directories, str) else list(directories or [])
-    _check_args(repository, branch, commit_sha, dirs)
-    url, from_url = _url_credentials(repository.strip())
+    check_args(repository, branch, commit_sha, dirs)
+    url, from_url = url_credentials(repository.strip())
     formatted = format_credentials(url, creds) if creds else from_url
     if creds and formatted is None and urlsplit(url).scheme != "https":
         log.warning("credentials are only sent over https; %s is cloned without them", url)
@@ -361,7 +280,7 @@ def _fetch_sha(repo: Path, job: _Job) -> None:
 
 def _update_or_reclone(dest: Path, job: _Job) -> None:
     origin = git_output(["config", "--get", "remote.origin.url"], cwd=dest)
-    existing, leaked = _url_credentials(origin) if origin else ("", None)
+    existing, leaked = url_credentials(origin) if origin else ("", None)
     if existing.rstrip("/") != job.url.rstrip("/"):
         raise GitError(
             f"The existing repository at {dest} does not match the configured repository {job.url}"
