@@ -139,6 +139,25 @@ def _looks_like_git_dir(path: Path) -> bool:
     return head.startswith("ref: refs/") or bool(_HEX.fullmatch(head))
 
 
+def _head_resolves(path: Path) -> bool:
+    """``git rev-parse --verify HEAD`` succeeds: HEAD names a sha, or a branch that exists (read from the
+    files, which a warm fetch of the default branch asks after every fetch; git itself for reftables)."""
+    try:
+        head = (path / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return False
+    if (path / "reftable").exists() or not head.startswith("ref: "):
+        return git_output(["--git-dir", str(path), "rev-parse", "--verify", "--quiet", "HEAD"]) is not None
+    ref = head[len("ref: "):]
+    if (path / ref).is_file():
+        return True
+    try:
+        packed = (path / "packed-refs").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.endswith(" " + ref) for line in packed.splitlines() if not line.startswith(("#", "^")))
+
+
 def has_commit(git_dir: Path, sha: str) -> bool:
     """True if the repository at ``git_dir`` holds commit ``sha`` (a full sha) - no network."""
     found = git_output(["--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet", f"{sha}^{{commit}}"])
@@ -201,7 +220,7 @@ def update_mirror(
                 _fetch(gd, everything, env, failure)  # not a branch: perhaps a tag
         else:
             _fetch(gd, everything, env, failure)
-            if not branch and git_output([*gd, "rev-parse", "--verify", "--quiet", "HEAD"]) is None:
+            if not branch and not _head_resolves(path):
                 _follow_default_branch(gd, env, failure)
     if commit_sha and not has_commit(path, commit_sha):
         pin = f"{commit_sha}:{PIN_PREFIX}{commit_sha}"

@@ -39,7 +39,7 @@ from flowdeck.locks import held
 from flowdeck.paths import cache_enabled
 from flowdeck.redact import register_secret
 from flowdeck.steps.gitargs import check_args, destination_name, url_credentials
-from flowdeck.steps.gitmirror import clone_while_updating, local_clone
+from flowdeck.steps.gitmirror import clone_while_updating, local_clone, point_origin
 
 __all__ = ["destination_name", "git_clone", "transport"]
 
@@ -204,13 +204,13 @@ def _clone_mirror(mirror: Path, tmp: Path, job: _Job) -> None:
         _check_out_clone(tmp, job)
         return
     local_clone(mirror, tmp, checkout=True)  # the default branch: the clone checks it out
-    git(["remote", "set-url", "origin", job.url], cwd=tmp)
+    point_origin(tmp, job.url)
 
 
 def _check_out_clone(tmp: Path, job: _Job) -> None:
     """Point a new clone of the mirror at the real repository and check out what ``job`` asks for."""
     # The clone must point at the real repository, never at the cache.
-    git(["remote", "set-url", "origin", job.url], cwd=tmp)
+    point_origin(tmp, job.url)
     if job.directories:  # a new clone of the cache is never sparse: nothing to turn off otherwise
         _sparse(tmp, job)
     if job.commit_sha:

@@ -21,7 +21,7 @@ from flowdeck.background import Background
 from flowdeck.errors import GitError
 from flowdeck.gitrun import GitCommandError, git
 
-__all__ = ["clone_while_updating", "local_clone", "refs_fingerprint"]
+__all__ = ["clone_while_updating", "local_clone", "point_origin", "refs_fingerprint"]
 
 log = logging.getLogger("flowdeck.steps.git")
 
@@ -46,6 +46,41 @@ def local_clone(mirror: Path, tmp: Path, *, checkout: bool = False) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("the git cache cannot be hard-linked into %s (another filesystem); copying it", tmp.parent)
     git([*args, "--no-hardlinks", "--", str(mirror), str(tmp)])
+
+
+def _config_value(text: str) -> str:
+    """``text`` as a double-quoted git config value (``\\`` and ``"`` escaped)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def point_origin(repo: Path, url: str) -> None:
+    """Set the ``origin`` URL of ``repo``, a clone :func:`local_clone` just made, to ``url``.
+
+    That clone's ``.git/config`` is the one git writes for every new clone: one ``[remote "origin"]`` section
+    with one ``url`` line. Rewriting that line here spares a ``git remote set-url`` process on every warm
+    clone; anything else (or a URL with a control character) goes through git itself.
+    """
+    config = repo / ".git" / "config"
+    try:
+        lines = config.read_text(encoding="utf-8").split("\n")
+    except (OSError, UnicodeDecodeError):
+        lines = []
+    section = [i for i, line in enumerate(lines) if line.strip() == '[remote "origin"]']
+    found: list[int] = []
+    if len(section) == 1 and not any(ord(c) < 32 or c == "\x7f" for c in url):
+        for i in range(section[0] + 1, len(lines)):
+            stripped = lines[i].strip()
+            if stripped.startswith("["):
+                break
+            if stripped.partition("=")[0].strip().lower() == "url":
+                found.append(i)
+    if len(found) != 1:
+        git(["remote", "set-url", "origin", url], cwd=repo)
+        return
+    lines[found[0]] = f"\turl = {_config_value(url)}"
+    tmp = config.with_name("config.flowdeck-tmp")
+    tmp.write_text("\n".join(lines), encoding="utf-8")
+    os.replace(tmp, config)
 
 
 def refs_fingerprint(git_dir: Path) -> dict[str, bytes]:
