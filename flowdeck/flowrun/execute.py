@@ -111,7 +111,7 @@ def _watch_cancellation(options: ExecuteOptions, control: _Control, stop: thread
     main_ident = threading.main_thread().ident
 
     def loop() -> None:
-        api = FlowRunApi(options.config, options.flow_run_id)
+        api = FlowRunApi(options.config, options.flow_run_id, version_checked=True)
         try:
             while not stop.wait(options.poll_interval):
                 try:
@@ -317,7 +317,7 @@ def execute_flow_run(options: ExecuteOptions) -> Outcome:
 def _execute(api: FlowRunApi, run: dict[str, Any], deployment: dict[str, Any],
              options: ExecuteOptions) -> Outcome:
     # Held until the server accepts RUNNING: lines of a run that is not ours never reach it.
-    shipper = LogShipper(options.config, options.flow_run_id, hold=True)
+    shipper = LogShipper(options.config, options.flow_run_id, hold=True, version_checked=True)
     handler = shipper.handler()
     flowdeck_logger = logging.getLogger("flowdeck")
     flowdeck_logger.addHandler(handler)

@@ -24,8 +24,11 @@ _INTERVAL = 0.5
 class LogShipper:
     """Collects log lines and sends them to the server from a thread of its own."""
 
-    def __init__(self, config: ServerConfig, flow_run_id: str, *, hold: bool = False) -> None:
-        """``hold``: queue lines but send none until :meth:`release` (the run may turn out not to be ours)."""
+    def __init__(self, config: ServerConfig, flow_run_id: str, *, hold: bool = False,
+                 version_checked: bool = False) -> None:
+        """``hold``: queue lines but send none until :meth:`release` (the run may turn out not to be ours);
+        ``version_checked``: the server's version is known to be fine (see :class:`FlowRunApi`)."""
+        self._version_checked = version_checked
         self._config = config
         self._flow_run_id = flow_run_id
         self._pending: list[dict[str, Any]] = []
@@ -64,9 +67,10 @@ class LogShipper:
             return batch
 
     def release(self) -> None:
-        """Start sending (a held shipper's lines too)."""
+        """Start sending (a held shipper's lines too) at the next tick, not at once: a flow run releases
+        its lines just before the flow starts, and the server (often on the same machine) had better spend
+        that moment on nothing else."""
         self._released.set()
-        self._wake.set()
 
     def discard(self) -> None:
         """Drop every queued line: they belong to a run that is not ours."""
@@ -74,7 +78,7 @@ class LogShipper:
             self._pending.clear()
 
     def _loop(self) -> None:
-        api = FlowRunApi(self._config, self._flow_run_id)
+        api = FlowRunApi(self._config, self._flow_run_id, version_checked=self._version_checked)
         try:
             while True:
                 self._wake.wait(_INTERVAL)

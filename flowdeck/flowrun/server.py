@@ -37,8 +37,10 @@ def now_iso() -> str:
 class FlowRunApi:
     """One flow run on one server. Not shared between threads: each thread makes its own."""
 
-    def __init__(self, config: ServerConfig, flow_run_id: str) -> None:
-        self.client = PrefectClient(config, retries=5)
+    def __init__(self, config: ServerConfig, flow_run_id: str, *, version_checked: bool = False) -> None:
+        """``version_checked``: the executor's first client already checked the server (see
+        :class:`PrefectClient`): the log shipper's and the cancellation watcher's do not ask again."""
+        self.client = PrefectClient(config, retries=5, version_checked=version_checked)
         self.flow_run_id = flow_run_id
 
     def close(self) -> None:

@@ -152,7 +152,9 @@ class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
     def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int | None = None,
-                 backoff: float = 0.25) -> None:
+                 backoff: float = 0.25, version_checked: bool = False) -> None:
+        """``version_checked``: another client of this process already checked this server's version, so
+        the first request need not (:meth:`check_version`)."""
         config.register_secrets()
         self.config = config
         self.retries = config.max_retries if retries is None else retries
@@ -161,7 +163,7 @@ class PrefectClient:
         #: The HTTP status of the last answer (201 vs 200 tells a new object from an existing one).
         self.last_status = 0
         self._csrf: dict[str, str] = {}
-        self._version_checked = False
+        self._version_checked = version_checked
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
         self._http = httpx.Client(base_url=base, headers={"Accept": "application/json", **config.headers()},
