@@ -21,7 +21,7 @@ import pytest
 from flowdeck.registry.server.client import PrefectClient
 from flowdeck.snapshot.pin import JOB_VARIABLE
 from tests.conftest import REPO_ROOT, run_cli, write_tree
-from tests.servers.prefect import PrefectServer
+from tests.servers.prefect import PrefectServer, prefect_venv
 from tests.servers.prefect_worker import client_env, run_python
 from tests.servers.s3 import S3Server
 from tests.workers.prefect_scripts import RUN_STEPS, result
@@ -120,3 +120,43 @@ def test_prefects_runner_pulls_the_rolled_back_code_with_flowdecks_step(
     ran = run_python(worker_python, RUN_STEPS, cwd=workdir, env=env)
     assert ran.returncode == 0 and result(ran.stdout, "OUTPUT") is not None, ran.stdout + ran.stderr
     assert "code of version one" in (workdir / "flows/hello.py").read_text()
+
+
+def _default_template(pool_type: str) -> dict[str, Any]:
+    """The base job template Prefect gives a new pool of this type (from the metadata its server bundles;
+    read from disk: the server's own endpoint for it may ask GitHub first)."""
+    found = sorted(prefect_venv().glob(
+        "lib/python*/site-packages/prefect/server/api/collections_data/views/aggregate-worker-metadata.json"))
+    assert found, "Prefect's bundled worker metadata is missing"
+    collections = json.loads(found[0].read_text(encoding="utf-8"))
+    for workers in collections.values():
+        for worker in workers.values():
+            if worker.get("type") == pool_type:
+                return dict(worker["default_base_job_configuration"])
+    raise AssertionError(f"no {pool_type} worker in Prefect's metadata")
+
+
+@pytest.mark.parametrize("pool_type", ["docker", "kubernetes"])
+def test_docker_and_kubernetes_pools_take_the_pin(
+    server: PrefectServer, client: PrefectClient, worker_s3: S3Server, project: Path, tmp_path: Path,
+    pool_type: str
+) -> None:
+    # The pin is a job variable those pools' templates do not name: the server must keep it on the
+    # deployment and accept flow runs of it, and the command a container runs must find it there.
+    uid = secrets.token_hex(4)
+    bucket = f"pin-{uid}"
+    worker_s3.client().create_bucket(Bucket=bucket)
+    client.post("work_pools/", {"name": f"pool-{uid}", "type": pool_type,
+                                "base_job_template": _default_template(pool_type)})
+    for text in ("code of version one", "code of version two"):
+        _write(project, uid, worker_s3, bucket, text, "prefect")
+        deployed = run_cli("deploy", "--all", "--runner", "flowdeck", cwd=project, env=_aws_env(worker_s3))
+        assert deployed.code == 0, deployed.output
+    rolled = run_cli("deployment", "rollback", f"hello/pinned-{uid}", cwd=project)
+    assert rolled.code == 0, rolled.output
+    dep = client.get(f"deployments/name/hello/pinned-{uid}")
+    assert client.get(f"work_pools/pool-{uid}")["type"] == pool_type
+    assert dep["job_variables"]["command"] == "flowdeck flow-run execute"
+    assert dep["job_variables"][JOB_VARIABLE]["version"] == dep["version"]
+    logs = _execute(server, client, worker_s3, str(dep["id"]), tmp_path / "container")
+    assert "code of version one" in logs and "code of version two" not in logs, logs
