@@ -22,8 +22,9 @@ __all__ = ["inside", "open_parent", "replace_into", "unlink_from"]
 
 _O_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-# Platforms without *at() calls (Windows) fall back to checking resolved paths.
-_AT = os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd and os.replace in os.supports_dir_fd
+# Platforms without *at() calls (Windows) fall back to checking resolved paths. `os.replace` is never listed
+# in `os.supports_dir_fd` (CPython lists `os.rename` for renameat, which both use), so ask for that.
+_AT = all(f in os.supports_dir_fd for f in (os.open, os.mkdir, os.rename, os.unlink))
 
 
 def inside(path: str, root: str) -> bool:

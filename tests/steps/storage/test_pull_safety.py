@@ -37,6 +37,35 @@ def _leftovers(root: Path) -> list[str]:
 # --- symlinks in the destination -----------------------------------------------------------------------
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX has the *at() calls")
+def test_directories_are_walked_by_descriptor_on_posix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The path-checking fallback is for platforms without openat/renameat: it checks, then writes by path,
+    # so a link swapped in between would be followed. It once ran on Linux too (os.replace is never listed
+    # in os.supports_dir_fd); a link that appears after the walk started must not matter.
+    from flowdeck.steps.storage import destfs
+
+    assert destfs._AT
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    target = tmp_path / "target"
+    (target / "pkg").mkdir(parents=True)
+    source = tmp_path / "new.py"
+    source.write_text("pulled")
+    real_open = os.open
+
+    def swap_then_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        # Between opening the destination and walking into pkg/, pkg becomes a link leading outside.
+        if path == "pkg" and kwargs.get("dir_fd") is not None and not (target / "pkg").is_symlink():
+            (target / "pkg").rmdir()
+            (target / "pkg").symlink_to(outside)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(destfs.os, "open", swap_then_open)
+    with pytest.raises(StorageError, match="symlink leading outside"):
+        replace_into(target, "pkg/new.py", source)
+    assert list(outside.iterdir()) == []
+
+
 def test_a_symlinked_directory_leading_outside_is_never_written_through(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
