@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +28,7 @@ from flowdeck.ignore import WalkEntry
 from flowdeck.paths import cache_dir
 from flowdeck.snapshot.frames import write_frame
 from flowdeck.snapshot.layout import CHUNK, LEVEL, Chunk, PackInfo, SnapshotManifest, snapshot_root, tree_id, zstd
+from flowdeck.snapshot.packbody import RawPackBody
 from flowdeck.snapshot.pin import remember
 from flowdeck.steps.storage.manifest import FileEntry, Stamp, stamp_of
 from flowdeck.steps.storage.remote import Remote, RemoteObject
@@ -176,8 +177,33 @@ def _build_pack(
                 )
             blobs[sha] = chunks
     info = PackInfo(offset, blobs)
+    name, idx = _index(info)
+    return Path(tmp), name, info, idx
+
+
+def _index(info: PackInfo) -> tuple[str, bytes]:
+    """A pack's name and the bytes of its index."""
     idx = json.dumps(info.to_json(), separators=(",", ":")).encode()
-    return Path(tmp), hashlib.sha256(idx).hexdigest(), info, idx
+    return hashlib.sha256(idx).hexdigest(), idx
+
+
+def _streamed_pack(
+    remote: Remote, items: list[tuple[str, Path, int]], stamps: Mapping[Path, Stamp]
+) -> tuple[RawPackBody, PackInfo, Callable[[RawPackBody, str, int], None]] | None:
+    """The pack of ``items`` as a body read from the files themselves, and the store's way to upload it, when
+    the store can upload a body of its size in one request (S3 below 16 MiB: ``upload_body`` and
+    ``stream_limit``) and every chunk is stored raw (see :mod:`.packbody`); else None."""
+    send = getattr(remote, "upload_body", None)
+    limit = int(getattr(remote, "stream_limit", 0))
+    if send is None or sum(size for _, _, size in items) >= limit or not all(p in stamps for _, p, _ in items):
+        return None
+    opened = RawPackBody.open(items, stamps, zstd().ZstdCompressor(level=LEVEL))
+    if opened is None:
+        return None
+    if opened[0].size >= limit:
+        opened[0].close()
+        return None
+    return opened[0], opened[1], send
 
 
 def write_snapshot(
@@ -223,16 +249,28 @@ def write_snapshot(
 
             def one(items: list[tuple[str, Path, int]]) -> None:
                 nonlocal uploaded
-                with builders:
-                    local, name, info, idx = _build_pack(items, workdir, stamps or {})
-                try:
+                streamed = _streamed_pack(remote, items, stamps or {})
+                local: Path | None = None
+                if streamed is not None:
+                    body, info, send = streamed
+                    name, idx = _index(info)
                     key = f"{root}packs/{name}.pack"
-                    with_retries(remote, "upload", key, partial(remote.upload, local, key, info.size))
+                    with body:
+                        with_retries(remote, "upload", key, partial(send, body, key, body.size))
+                        body.check_unchanged(stamps or {})
+                else:
+                    with builders:
+                        local, name, info, idx = _build_pack(items, workdir, stamps or {})
+                try:
+                    if local is not None:
+                        key = f"{root}packs/{name}.pack"
+                        with_retries(remote, "upload", key, partial(remote.upload, local, key, info.size))
                     idx_key = f"{root}packs/{name}.idx"
                     with_retries(remote, "write", idx_key, partial(remote.write, idx_key, idx))
                     _save_index(_index_cache(remote.url(root)), name, idx)
                 finally:
-                    local.unlink(missing_ok=True)
+                    if local is not None:
+                        local.unlink(missing_ok=True)
                 built[name] = info
                 uploaded += info.size
 

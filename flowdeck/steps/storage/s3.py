@@ -142,6 +142,7 @@ class S3Remote:
     """One bucket through one boto3 client (shared by every thread; boto3 clients are thread-safe)."""
 
     range_piece = _PIECE  # the size of iter_range's pieces (a snapshot pull sizes its streams by it)
+    stream_limit = _MULTIPART  # upload_body takes bodies below this size (one put_object)
 
     def __init__(
         self,
@@ -201,6 +202,12 @@ class S3Remote:
             return
         with open(local, "rb") as fh:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=_SmallReads(fh), ContentLength=size)
+
+    def upload_body(self, body: BinaryIO, key: str, size: int) -> None:
+        """One ``put_object`` of a seekable body of ``size`` bytes (below ``stream_limit``), from its start:
+        a snapshot pack read from the files it packs (flowdeck/snapshot/packbody.py)."""
+        body.seek(0)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentLength=size)
 
     def download(self, key: str, local: Path) -> None:
         """One streamed ``get_object`` (no HEAD first); ``download_file`` (parallel ranged parts) when the
