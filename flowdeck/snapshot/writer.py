@@ -26,9 +26,9 @@ from pathlib import Path
 from flowdeck.errors import StorageError
 from flowdeck.ignore import WalkEntry
 from flowdeck.paths import cache_dir
-from flowdeck.snapshot.frames import write_frame
+from flowdeck.snapshot.frames import SAMPLE, write_frame
 from flowdeck.snapshot.layout import CHUNK, LEVEL, Chunk, PackInfo, SnapshotManifest, snapshot_root, tree_id, zstd
-from flowdeck.snapshot.packbody import RawPackBody
+from flowdeck.snapshot.packbody import HELD, RawPackBody
 from flowdeck.snapshot.pin import remember
 from flowdeck.steps.storage.manifest import FileEntry, Stamp, stamp_of
 from flowdeck.steps.storage.remote import Remote, RemoteObject
@@ -196,6 +196,10 @@ def _streamed_pack(
     send = getattr(remote, "upload_body", None)
     limit = int(getattr(remote, "stream_limit", 0))
     if send is None or sum(size for _, _, size in items) >= limit or not all(p in stamps for _, p, _ in items):
+        return None
+    # Small files and tails (at most SAMPLE bytes) are compressed frames held in memory: a pack of many small
+    # files would be read and compressed up to HELD bytes before falling back, for nothing.
+    if sum(tail for _, _, size in items if 0 < (tail := size % CHUNK or CHUNK) <= SAMPLE) > HELD:
         return None
     opened = RawPackBody.open(items, stamps, zstd().ZstdCompressor(level=LEVEL))
     if opened is None:
