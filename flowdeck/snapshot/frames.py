@@ -18,7 +18,18 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-__all__ = ["RAW_BLOCK", "SAMPLE", "FrameDecoder", "encode", "raw_frame", "write_frame"]
+__all__ = [
+    "RAW_BLOCK",
+    "SAMPLE",
+    "FrameDecoder",
+    "encode",
+    "raw_block_header",
+    "raw_frame",
+    "raw_frame_header",
+    "raw_frame_size",
+    "stored_raw",
+    "write_frame",
+]
 
 RAW_BLOCK = 128 * 1024  # zstd's largest block
 SAMPLE = 16 * 1024  # bytes compressed to judge whether a chunk compresses
@@ -37,18 +48,38 @@ def raw_frame(data: bytes | memoryview) -> bytes:
 def _raw_parts(data: bytes | memoryview) -> list[bytes | memoryview]:
     size = len(data)
     view = memoryview(data)
-    parts: list[bytes | memoryview] = [_HEADER, struct.pack("<I", size)]
+    parts: list[bytes | memoryview] = [raw_frame_header(size)]
     for start in range(0, size, RAW_BLOCK):
         block = view[start : start + RAW_BLOCK]
-        last = 1 if start + RAW_BLOCK >= size else 0
-        # Block header: bit 0 last block, bits 1-2 type (0: raw), bits 3-23 size; 3 bytes little-endian.
-        parts.append((last | len(block) << 3).to_bytes(3, "little"))
+        parts.append(raw_block_header(len(block), start + RAW_BLOCK >= size))
         parts.append(block)  # a view: the caller joins or writes them, one copy of the data at most
     return parts
 
 
+def stored_raw(compressor: Any, sample: bytes | memoryview, size: int) -> bool:
+    """Whether a chunk of ``size`` bytes beginning with ``sample`` (at least its first SAMPLE bytes, when it
+    has that many) is written as raw blocks."""
+    return size > SAMPLE and len(compressor.compress(sample[:SAMPLE])) > KEEP * SAMPLE
+
+
+def raw_frame_size(size: int) -> int:
+    """The length of ``raw_frame`` of ``size`` bytes: its header and one 3-byte header per block."""
+    return _RAW_HEAD + 3 * -(-size // RAW_BLOCK) + size
+
+
+def raw_block_header(size: int, last: bool) -> bytes:
+    """The 3-byte header of a raw block of ``size`` bytes."""
+    # Bit 0 last block, bits 1-2 type (0: raw), bits 3-23 size; 3 bytes little-endian.
+    return (int(last) | size << 3).to_bytes(3, "little")
+
+
+def raw_frame_header(size: int) -> bytes:
+    """The header of ``raw_frame`` of ``size`` bytes (its blocks follow)."""
+    return _HEADER + struct.pack("<I", size)
+
+
 def _compresses(compressor: Any, data: bytes | memoryview) -> bool:
-    return not (len(data) > SAMPLE and len(compressor.compress(data[:SAMPLE])) > KEEP * SAMPLE)
+    return not stored_raw(compressor, data, len(data))
 
 
 def encode(compressor: Any, data: bytes | memoryview) -> bytes:

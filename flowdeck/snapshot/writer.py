@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,10 +26,11 @@ from pathlib import Path
 from flowdeck.errors import StorageError
 from flowdeck.ignore import WalkEntry
 from flowdeck.paths import cache_dir
-from flowdeck.snapshot.frames import write_frame
+from flowdeck.snapshot.frames import SAMPLE, write_frame
 from flowdeck.snapshot.layout import CHUNK, LEVEL, Chunk, PackInfo, SnapshotManifest, snapshot_root, tree_id, zstd
+from flowdeck.snapshot.packbody import HELD, RawPackBody
 from flowdeck.snapshot.pin import remember
-from flowdeck.steps.storage.manifest import FileEntry
+from flowdeck.steps.storage.manifest import FileEntry, Stamp, stamp_of
 from flowdeck.steps.storage.remote import Remote, RemoteObject
 from flowdeck.steps.storage.transfer import Job, Progress, human_bytes, run_jobs, with_retries
 
@@ -134,14 +135,20 @@ def _plan_packs(contents: list[tuple[str, Path, int]], threads: int) -> list[lis
     return packs
 
 
-def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path, str, PackInfo, bytes]:
+def _build_pack(
+    items: list[tuple[str, Path, int]], workdir: Path, stamps: Mapping[Path, Stamp]
+) -> tuple[Path, str, PackInfo, bytes]:
     """Encode the contents into one local pack file, 1 MiB frame by frame (memory stays flat); return it, its
     name, its index and the index's bytes.
 
     The name is the sha256 of the index (each content's sha256 and the offset and lengths of its frames), not
     of the pack's bytes: that saves a hash of every byte pushed, and is as safe, because a pull checks every
     content against its sha256, and two packs with one index hold the same frames (a rewrite of a pack by a
-    concurrent push of the same contents leaves every index naming it true)."""
+    concurrent push of the same contents leaves every index naming it true).
+
+    A file whose stamp (``stamps``, taken when it was hashed) is the same before and after it is packed is
+    not hashed again: that is a second read of every byte pushed through sha256 saved (0.13 s of CPU per
+    200 MiB here). Any other file is hashed again as it is packed."""
     compressor = zstd().ZstdCompressor(level=LEVEL)
     blobs: dict[str, list[Chunk]] = {}
     offset = 0
@@ -151,22 +158,56 @@ def _build_pack(items: list[tuple[str, Path, int]], workdir: Path) -> tuple[Path
     with os.fdopen(fd, "wb") as out:
         for sha, path, _size in items:
             chunks: list[Chunk] = []
-            check = hashlib.sha256()
             with open(path, "rb", buffering=0) as fh:
+                known = stamps.get(path)
+                if known is not None and stamp_of(os.fstat(fh.fileno())) != known:
+                    known = None
+                check = hashlib.sha256() if known is None else None
                 while got := fh.readinto(buffer):
                     data = view[:got]
-                    check.update(data)
+                    if check is not None:
+                        check.update(data)
                     length = write_frame(out, compressor, data)
                     chunks.append((offset, length, got))
                     offset += length
-            if check.hexdigest() != sha:
+                unchanged = stamp_of(os.fstat(fh.fileno())) == known if check is None else check.hexdigest() == sha
+            if not unchanged:
                 raise StorageError(
                     f"{path} changed while it was being pushed", hint="push again once the file is stable"
                 )
             blobs[sha] = chunks
     info = PackInfo(offset, blobs)
+    name, idx = _index(info)
+    return Path(tmp), name, info, idx
+
+
+def _index(info: PackInfo) -> tuple[str, bytes]:
+    """A pack's name and the bytes of its index."""
     idx = json.dumps(info.to_json(), separators=(",", ":")).encode()
-    return Path(tmp), hashlib.sha256(idx).hexdigest(), info, idx
+    return hashlib.sha256(idx).hexdigest(), idx
+
+
+def _streamed_pack(
+    remote: Remote, items: list[tuple[str, Path, int]], stamps: Mapping[Path, Stamp]
+) -> tuple[RawPackBody, PackInfo, Callable[[RawPackBody, str, int], None]] | None:
+    """The pack of ``items`` as a body read from the files themselves, and the store's way to upload it, when
+    the store can upload a body of its size in one request (S3 below 16 MiB: ``upload_body`` and
+    ``stream_limit``) and every chunk is stored raw (see :mod:`.packbody`); else None."""
+    send = getattr(remote, "upload_body", None)
+    limit = int(getattr(remote, "stream_limit", 0))
+    if send is None or sum(size for _, _, size in items) >= limit or not all(p in stamps for _, p, _ in items):
+        return None
+    # Small files and tails (at most SAMPLE bytes) are compressed frames held in memory: a pack of many small
+    # files would be read and compressed up to HELD bytes before falling back, for nothing.
+    if sum(tail for _, _, size in items if 0 < (tail := size % CHUNK or CHUNK) <= SAMPLE) > HELD:
+        return None
+    opened = RawPackBody.open(items, stamps, zstd().ZstdCompressor(level=LEVEL))
+    if opened is None:
+        return None
+    if opened[0].size >= limit:
+        opened[0].close()
+        return None
+    return opened[0], opened[1], send
 
 
 def write_snapshot(
@@ -176,8 +217,11 @@ def write_snapshot(
     *,
     workers: int,
     plain_layout: bool = True,
+    stamps: Mapping[Path, Stamp] | None = None,
 ) -> SnapshotResult:
-    """Write the snapshot of ``tree`` for the folder with key prefix ``prefix``; return its id and costs."""
+    """Write the snapshot of ``tree`` for the folder with key prefix ``prefix``; return its id and costs.
+
+    ``stamps`` holds the stamps of files taken when they were hashed (see ``_build_pack``)."""
     started = time.monotonic()
     root = snapshot_root(prefix)
     files = {rel: f for rel, (_, f) in tree.items()}
@@ -209,16 +253,28 @@ def write_snapshot(
 
             def one(items: list[tuple[str, Path, int]]) -> None:
                 nonlocal uploaded
-                with builders:
-                    local, name, info, idx = _build_pack(items, workdir)
-                try:
+                streamed = _streamed_pack(remote, items, stamps or {})
+                local: Path | None = None
+                if streamed is not None:
+                    body, info, send = streamed
+                    name, idx = _index(info)
                     key = f"{root}packs/{name}.pack"
-                    with_retries(remote, "upload", key, partial(remote.upload, local, key, info.size))
+                    with body:
+                        with_retries(remote, "upload", key, partial(send, body, key, body.size))
+                        body.check_unchanged(stamps or {})
+                else:
+                    with builders:
+                        local, name, info, idx = _build_pack(items, workdir, stamps or {})
+                try:
+                    if local is not None:
+                        key = f"{root}packs/{name}.pack"
+                        with_retries(remote, "upload", key, partial(remote.upload, local, key, info.size))
                     idx_key = f"{root}packs/{name}.idx"
                     with_retries(remote, "write", idx_key, partial(remote.write, idx_key, idx))
                     _save_index(_index_cache(remote.url(root)), name, idx)
                 finally:
-                    local.unlink(missing_ok=True)
+                    if local is not None:
+                        local.unlink(missing_ok=True)
                 built[name] = info
                 uploaded += info.size
 

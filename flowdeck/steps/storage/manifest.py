@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import stat
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,11 +20,22 @@ from typing import Any
 
 from flowdeck.errors import StorageError
 
-__all__ = ["MANIFEST_NAME", "FileEntry", "Manifest", "file_sha256"]
+__all__ = ["MANIFEST_NAME", "FileEntry", "Manifest", "Stamp", "file_sha256", "hashed_stamp", "stamp_of"]
 
 MANIFEST_NAME = ".flowdeck-manifest.json"
 FORMAT = 1
 _CHUNK = 1024 * 1024
+# A file changed this recently may change again within the file system's timestamp granularity without its
+# stamp showing it (git's "racy" files): its stamp is not trusted. Kernels update mtime at tick resolution.
+_RACY_NS = 2_000_000_000
+
+# What identifies a version of a file's content without reading it: (device, inode, size, mtime, ctime).
+Stamp = tuple[int, int, int, int, int]
+
+
+def stamp_of(st: os.stat_result) -> Stamp:
+    """The stamp of a stat result (any write, truncation, replacement or chmod changes it)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def file_sha256(path: Path) -> str:
@@ -32,6 +45,19 @@ def file_sha256(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def hashed_stamp(path: Path) -> tuple[os.stat_result, str, Stamp | None]:
+    """Stat and hash a file: (its stat, its sha256, its stamp when that proves the bytes hashed).
+
+    The stamp is None when the file changed during the hash or so recently that a change may not show in it;
+    a reader that finds the same stamp later may then skip hashing the file again."""
+    now = time.time_ns()
+    before = os.stat(path)
+    sha = file_sha256(path)
+    after = stamp_of(os.stat(path))
+    trusted = after == stamp_of(before) and max(after[3], after[4]) < now - _RACY_NS
+    return before, sha, after if trusted else None
 
 
 @dataclass(frozen=True)

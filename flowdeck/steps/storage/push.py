@@ -22,7 +22,7 @@ from flowdeck.errors import FlowdeckWarning, Location, StorageError
 from flowdeck.ignore import IgnoreSpec, WalkEntry
 from flowdeck.snapshot.writer import write_snapshot
 from flowdeck.steps.storage.destfs import inside
-from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, file_sha256
+from flowdeck.steps.storage.manifest import MANIFEST_NAME, FileEntry, Manifest, Stamp, hashed_stamp
 from flowdeck.steps.storage.remote import Remote, normalise_folder
 from flowdeck.steps.storage.transfer import Job, Progress, human_bytes, run_jobs, with_retries, worker_count
 
@@ -114,12 +114,17 @@ def check_external_symlinks(root: Path, entries: list[WalkEntry], policy: str) -
         )
 
 
-def local_tree(entries: list[WalkEntry], workers: int) -> dict[str, tuple[WalkEntry, FileEntry]]:
-    """Hash every file (in parallel: hashlib releases the GIL) and record its size and mode."""
+def local_tree(
+    entries: list[WalkEntry], workers: int, stamps: dict[Path, Stamp] | None = None
+) -> dict[str, tuple[WalkEntry, FileEntry]]:
+    """Hash every file (in parallel: hashlib releases the GIL) and record its size and mode; ``stamps``
+    receives the stamp of each file whose stamp proves the bytes hashed (see ``hashed_stamp``)."""
 
     def describe(entry: WalkEntry) -> tuple[WalkEntry, FileEntry]:
-        st = os.stat(entry.path)
-        return entry, FileEntry(st.st_size, file_sha256(entry.path), st.st_mode & 0o777)
+        st, sha, stamp = hashed_stamp(entry.path)
+        if stamps is not None and stamp is not None:
+            stamps[entry.path] = stamp
+        return entry, FileEntry(st.st_size, sha, st.st_mode & 0o777)
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 2, 8))) as pool:
         return {e.rel: (e, f) for e, f in pool.map(describe, entries)}
@@ -147,10 +152,11 @@ def push_tree(
     manifest_key = prefix + MANIFEST_NAME
     entries = selected_files(root, ignore_file)
     check_external_symlinks(root, entries, external_symlinks_policy(external_symlinks))
-    tree = local_tree(entries, workers)
+    stamps: dict[Path, Stamp] = {}
+    tree = local_tree(entries, workers, stamps)
 
     if not plain_layout:
-        return _snapshot_only(remote, prefix, tree, workers, started)
+        return _snapshot_only(remote, prefix, tree, workers, started, stamps)
     old_data = with_retries(remote, "read", manifest_key, lambda: remote.read(manifest_key))
     old = Manifest.from_bytes(old_data, remote.url(manifest_key)) if old_data is not None else Manifest()
     listed = with_retries(remote, "list", prefix, lambda: {o.key: o.size for o in remote.list(prefix)})
@@ -193,7 +199,7 @@ def push_tree(
         )
         with_retries(remote, "write", manifest_key, lambda: remote.write(manifest_key, new.to_bytes()))
 
-    snap = write_snapshot(remote, prefix, tree, workers=workers)
+    snap = write_snapshot(remote, prefix, tree, workers=workers, stamps=stamps)
     result = PushResult(
         snapshot=snap.id,
         files=len(tree),
@@ -217,11 +223,16 @@ def push_tree(
 
 
 def _snapshot_only(
-    remote: Remote, prefix: str, tree: dict[str, tuple[WalkEntry, FileEntry]], workers: int, started: float
+    remote: Remote,
+    prefix: str,
+    tree: dict[str, tuple[WalkEntry, FileEntry]],
+    workers: int,
+    started: float,
+    stamps: dict[Path, Stamp],
 ) -> PushResult:
     """A push with ``plain_layout: false``: the snapshot is the only copy (for deployments only flowdeck
     pulls); the per-file objects Prefect's pull steps read are neither written nor pruned."""
-    snap = write_snapshot(remote, prefix, tree, workers=workers, plain_layout=False)
+    snap = write_snapshot(remote, prefix, tree, workers=workers, plain_layout=False, stamps=stamps)
     return PushResult(
         snapshot=snap.id,
         files=len(tree),

@@ -18,7 +18,8 @@ from flowdeck.errors import StorageError
 from flowdeck.redact import redact, register_secret
 from flowdeck.steps.storage.pull import pull_tree
 from flowdeck.steps.storage.push import push_tree
-from flowdeck.steps.storage.remote import Failure, RemoteObject, client_cache, missing_sdk
+from flowdeck.steps.storage.remote import Failure, RemoteObject, client_in_background, missing_sdk
+from flowdeck.steps.storage.s3client import make_client
 from flowdeck.steps.storage.transfer import DEFAULT_WORKERS
 
 __all__ = ["S3Remote", "pull_from_s3", "push_to_s3"]
@@ -82,53 +83,11 @@ def _session_and_params(
     return session, params
 
 
-def _make_client(session_args: dict[str, Any], params: dict[str, Any], workers: int) -> Any:
-    try:
-        import boto3
-        from botocore.config import Config
-    except ImportError:
-        raise missing_sdk("the S3 steps", "boto3", "s3") from None
-    role = session_args.pop("assume_role_arn", None)
-    role_kwargs = session_args.pop("assume_role_kwargs", {})
-    session = boto3.Session(**session_args)
-    if role:
-        sts = session.client("sts", endpoint_url=params.get("endpoint_url"))
-        got = sts.assume_role(
-            RoleArn=role, RoleSessionName=role_kwargs.pop("RoleSessionName", "flowdeck"), **role_kwargs
-        )["Credentials"]
-        register_secret(got["SecretAccessKey"])
-        register_secret(got["SessionToken"])
-        session = boto3.Session(
-            aws_access_key_id=got["AccessKeyId"],
-            aws_secret_access_key=got["SecretAccessKey"],
-            aws_session_token=got["SessionToken"],
-            region_name=session_args.get("region_name"),
-        )
-    user_config = params.pop("config", None) or {}
-    # flowdeck retries transfers itself (with one policy for all stores), so botocore makes one attempt.
-    config = Config(
-        max_pool_connections=max(workers, DEFAULT_WORKERS) + 4,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        request_checksum_calculation="when_required",
-        connect_timeout=10,
-        read_timeout=60,
-    )
-    if isinstance(user_config, Mapping):
-        config = config.merge(Config(**user_config))
-    kwargs = {
-        k: params[k]
-        for k in ("endpoint_url", "verify", "use_ssl", "api_version", "region_name")
-        if params.get(k) is not None
-    }
-    if params.get("verify_cert_path"):
-        kwargs["verify"] = str(params["verify_cert_path"])
-    return session.client("s3", config=config, **kwargs)
-
-
 class S3Remote:
     """One bucket through one boto3 client (shared by every thread; boto3 clients are thread-safe)."""
 
     range_piece = _PIECE  # the size of iter_range's pieces (a snapshot pull sizes its streams by it)
+    stream_limit = _MULTIPART  # upload_body takes bodies below this size (one put_object)
 
     def __init__(
         self,
@@ -139,12 +98,17 @@ class S3Remote:
     ) -> None:
         self.bucket = bucket
         session_args, params = _session_and_params(credentials, client_parameters)
-        self.client = client_cache(
+        try:
+            from boto3.s3.transfer import TransferConfig
+        except ImportError:
+            raise missing_sdk("the S3 steps", "boto3", "s3") from None
+        # Made on a background thread: a push hashes its files meanwhile. Its errors are raised where the
+        # client is first used (inside a transfer, so they become StorageErrors like any other).
+        self._client = client_in_background(
             "s3",
             {"s": session_args, "p": params, "w": workers},
-            lambda: _make_client(dict(session_args), dict(params), workers),
+            lambda: make_client(dict(session_args), dict(params), workers),
         )
-        from boto3.s3.transfer import TransferConfig
 
         # Large files go multipart, streamed from disk: memory stays flat whatever the file size.
         self.transfer = TransferConfig(
@@ -153,6 +117,11 @@ class S3Remote:
             max_concurrency=4,
             use_threads=True,
         )
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client (shared by every thread; waits for it to be made)."""
+        return self._client().signed
 
     def url(self, key: str = "") -> str:
         """``s3://bucket/key``."""
@@ -178,6 +147,18 @@ class S3Remote:
             return
         with open(local, "rb") as fh:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=_SmallReads(fh), ContentLength=size)
+
+    def upload_body(self, body: BinaryIO, key: str, size: int) -> None:
+        """One ``put_object`` of a seekable body of ``size`` bytes (below ``stream_limit``), from its start:
+        a snapshot pack read from the files it packs (flowdeck/snapshot/packbody.py).
+
+        The body is not signed (``UNSIGNED-PAYLOAD``; the request itself is): signing it means a sha256 of
+        every byte on the client, another on the server, and one more read of the files. A pack needs none of
+        that to stay exact: every content in it is checked against its sha256 (from the manifest, which is
+        named by its own hash and uploaded signed) when it is pulled, and over https the connection protects
+        it in transit, as the AWS SDKs' own defaults now do."""
+        body.seek(0)
+        self._client().unsigned.put_object(Bucket=self.bucket, Key=key, Body=body, ContentLength=size)
 
     def download(self, key: str, local: Path) -> None:
         """One streamed ``get_object`` (no HEAD first); ``download_file`` (parallel ranged parts) when the
