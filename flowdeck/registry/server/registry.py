@@ -19,7 +19,6 @@ import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
 from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
@@ -37,6 +36,7 @@ from flowdeck.registry.server.live import (
     warn_overtaken,
 )
 from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
+from flowdeck.registry.server.records import ServerRecords, concurrency_of, split_name, utc_now
 from flowdeck.registry.server.scan import VERSION_TYPE, every_version_artifact
 from flowdeck.runlogs import RunLog
 from flowdeck.snapshot.refs import SnapshotRef, refs_in_record
@@ -49,21 +49,6 @@ _STATUS = {"RUNNING": "running", "COMPLETED": "completed", "FAILED": "failed", "
            "CANCELLED": "cancelled", "CANCELLING": "cancelled", "PENDING": "running", "SCHEDULED": "scheduled",
            "PAUSED": "paused"}
 _STATE = {"completed": "COMPLETED", "failed": "FAILED", "cancelled": "CANCELLED", "running": "RUNNING"}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _split(name: str) -> tuple[str, str]:
-    flow, _, dep = name.partition("/")
-    return flow, dep
-
-
-def _concurrency(dep: Mapping[str, Any]) -> Any:
-    """A deployment's concurrency limit: the server keeps it as a global limit of its own."""
-    limit = (dep.get("global_concurrency_limit") or {}).get("limit")
-    return limit if limit is not None else dep.get("concurrency_limit")
 
 
 # A SQLite-backed server answers 503 when many writers queue; a few parallel writers are the sweet spot.
@@ -92,27 +77,11 @@ class ServerRegistry:
     def __init__(self, config: ServerConfig, client: PrefectClient | None = None) -> None:
         self.client = client or PrefectClient(config)
         self.description = f"the Prefect server at {self.client.where}"
+        #: The deployments, version artifacts and live pointers on the server (one client for all).
+        self.records = ServerRecords(self.client, self.description)
         self._checked_pools: set[str] = set()
 
     # ------------------------------------------------------------------------------------- reading
-
-    def _deployment(self, name: str) -> dict[str, Any] | None:
-        flow, dep = _split(name)
-        result = self.client.get_or_none(f"deployments/name/{flow}/{dep}")
-        return result if isinstance(result, dict) else None
-
-    def _versions_raw(self, name: str) -> list[dict[str, Any]]:
-        """Every version artifact of ``name``, oldest first."""
-        found: list[dict[str, Any]] = self.client.post_all("artifacts/filter", {
-            "artifacts": {"key": {"any_": [history_key(name)]}}, "sort": "CREATED_DESC"},
-            what=f"the version history of '{name}'")
-        found.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))
-        return found
-
-    def _live_pointer(self, name: str) -> dict[str, Any] | None:
-        art = self.client.get_or_none(f"artifacts/{live_key(name)}/latest")
-        data = art.get("data") if isinstance(art, dict) else None
-        return data if isinstance(data, dict) and data.get("artifact_id") else None
 
     @staticmethod
     def _version_row(name: str, revision: int, art: Mapping[str, Any], live_id: str | None) -> VersionRow:
@@ -123,13 +92,13 @@ class ServerRegistry:
 
     def _row(self, name: str, dep: Mapping[str, Any] | None, versions: list[dict[str, Any]],
              pointer: Mapping[str, Any] | None) -> DeploymentRow:
-        flow, short = _split(name)
+        flow, short = split_name(name)
         live = live_id(dep, versions, pointer)
         live_rev = next((i + 1 for i, a in enumerate(versions) if a.get("id") == live), None)
         dep = dep or {}
         schedules = [s.get("schedule") for s in dep.get("schedules") or []]
         return DeploymentRow(name, flow, short, live_rev, schedules, bool(dep.get("paused", False)),
-                             _concurrency(dep), len(versions) or None, str(dep.get("updated") or ""))
+                             concurrency_of(dep), len(versions) or None, str(dep.get("updated") or ""))
 
     def list_deployments(self) -> list[DeploymentRow]:
         """Every deployment on the server (with flowdeck's revision numbers where it has them)."""
@@ -140,7 +109,7 @@ class ServerRegistry:
         rows = []
         for dep in deps:
             name = f"{flow_names.get(dep['flow_id'], '?')}/{dep['name']}"
-            rows.append(self._row(name, dep, self._versions_raw(name), self._live_pointer(name)))
+            rows.append(self._row(name, dep, self.records.versions(name), self.records.live_pointer(name)))
         return sorted(rows, key=lambda r: r.name)
 
     def find_deployment(self, name: str) -> DeploymentRow:
@@ -158,13 +127,13 @@ class ServerRegistry:
             if len(deps) == 1:
                 flow = self.client.get(f"flows/{deps[0]['flow_id']}")
                 name = f"{flow['name']}/{name}"
-        dep = self._deployment(name) if "/" in name else None
-        versions = self._versions_raw(name) if "/" in name else []
+        dep = self.records.deployment(name) if "/" in name else None
+        versions = self.records.versions(name) if "/" in name else []
         if dep is None and not versions:
             known = [r.name for r in self.list_deployments()]
             raise HistoryError(f"no deployment named '{name}' on {self.description}",
                                hint=did_you_mean(name, known) or "deploy it first with `flowdeck deploy`")
-        return name, dep, versions, self._live_pointer(name)
+        return name, dep, versions, self.records.live_pointer(name)
 
     def list_versions(self, name: str) -> list[VersionRow]:
         """Every version flowdeck recorded on the server for ``name``, oldest first.
@@ -173,14 +142,14 @@ class ServerRegistry:
         live pointer (changed outside flowdeck, or a deploy stopped midway) is reported with a warning.
         """
         full, dep, versions, pointer = self._find(name)
-        warn_drift(self, full, dep, versions, pointer)
+        warn_drift(self.records, full, dep, versions, pointer)
         live = live_id(dep, versions, pointer)
         return [self._version_row(full, i + 1, a, live) for i, a in enumerate(versions)]
 
     @staticmethod
     def _from_deployment(name: str, dep: Mapping[str, Any]) -> VersionRow:
         """A deployment flowdeck did not record, as revision 0: what the server holds is what runs."""
-        flow, short = _split(name)
+        flow, short = split_name(name)
         record = {"name": short, "flow_name": flow, "entrypoint": dep.get("entrypoint"),
                   "description": dep.get("description"), "parameters": dict(dep.get("parameters") or {}),
                   "enforce_parameter_schema": bool(dep.get("enforce_parameter_schema")),
@@ -199,7 +168,7 @@ class ServerRegistry:
             if not live:
                 # Deployed by `prefect deploy` (or never promoted): the server's deployment is what runs.
                 full = full if "/" in full else self.find_deployment(full).name
-                dep = self._deployment(full)
+                dep = self.records.deployment(full)
                 if dep is not None:
                     return self._from_deployment(full, dep)
                 raise HistoryError(f"deployment '{full}' has no live version recorded by flowdeck on "
@@ -213,7 +182,7 @@ class ServerRegistry:
         if version == "0":
             # Revision 0: the deployment as the server holds it (one flowdeck did not record).
             full = full if "/" in full else self.find_deployment(full).name
-            dep = self._deployment(full)
+            dep = self.records.deployment(full)
             if dep is not None:
                 return self._from_deployment(full, dep)
         known = ", ".join(f"{v.revision} ({v.label})" for v in versions) or "(none)"
@@ -237,7 +206,7 @@ class ServerRegistry:
         info = dict(item.version_info)
         info.setdefault("deployed_by", deployed_by())
         data = {"flowdeck": 1, "deployment": item.name, "label": item.label, "content_hash": item.content_hash,
-                "record": item.record, "version_info": info, "deployed_at": _now()}
+                "record": item.record, "version_info": info, "deployed_at": utc_now()}
         commit = str(info.get("commit_sha") or "")[:12]
         description = (f"flowdeck version **{item.label}** of `{item.name}`, deployed by {info['deployed_by']}"
                        + (f" from commit `{commit}`" if commit else ""))
@@ -247,14 +216,10 @@ class ServerRegistry:
             what=f"a version record of '{item.name}'")
         return dict(art)
 
-    def _revision_of(self, name: str, artifact_id: str) -> int:
-        versions = self._versions_raw(name)
-        return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), len(versions))
-
     def _apply(self, name: str, record: Mapping[str, Any], body: dict[str, Any], existing: Mapping[str, Any] | None,
                artifact_id: str, label: str, content_hash: str, revision: int, *, flow_id: str | None = None) -> None:
         """Make one version live: write the deployment, then move the live pointer to it."""
-        flow, dep = _split(name)
+        flow, dep = split_name(name)
         what = f"deployment '{name}'"
         if existing is None:
             if flow_id is None:
@@ -262,43 +227,7 @@ class ServerRegistry:
             self.client.post("deployments/", {"name": dep, "flow_id": flow_id, **body}, what=what)
         else:
             self.client.patch(f"deployments/{existing['id']}", body, what=what)
-        self._point(name, artifact_id, label, content_hash, revision)
-
-    def _point(self, name: str, artifact_id: str, label: str, content_hash: str, revision: int) -> None:
-        """Move the live pointer of ``name`` to a recorded version."""
-        self.client.post("artifacts/", {
-            "key": live_key(name), "type": VERSION_TYPE + "-live",
-            "data": {"artifact_id": artifact_id, "label": label, "content_hash": content_hash, "revision": revision},
-            "description": f"flowdeck: revision {revision} ({label}) of `{name}` is live"},
-            what=f"the live pointer of '{name}'")
-
-    def _snapshot(self, names: Sequence[str], *,
-                  pointers: bool = True) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-        """The deployment and live pointer (unless ``pointers`` is False) of each name, in a few requests
-        whatever the number of names."""
-        found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {n: (None, None) for n in names}
-        unique = sorted(set(names))
-        if len(unique) == 1:
-            # One deployment: two direct reads beat three batched ones.
-            name = unique[0]
-            return {name: (self._deployment(name), self._live_pointer(name) if pointers else None)}
-        for start in range(0, len(unique), 100):
-            chunk = unique[start:start + 100]
-            deps: list[dict[str, Any]] = self.client.post_all("deployments/filter", {
-                "flows": {"name": {"any_": sorted({_split(n)[0] for n in chunk})}},
-                "deployments": {"name": {"any_": sorted({_split(n)[1] for n in chunk})}}},
-                what="the deployments to update")
-            flow_ids = sorted({d["flow_id"] for d in deps})
-            flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}, "limit": 200}) \
-                if flow_ids else []
-            flow_names = {f["id"]: f["name"] for f in flows}
-            by_name = {f"{flow_names.get(d['flow_id'])}/{d['name']}": d for d in deps}
-            live = self.client.post("artifacts/latest/filter", {
-                "artifacts": {"key": {"any_": [live_key(n) for n in chunk]}}, "limit": 200}) if pointers else []
-            by_key = {a.get("key"): a.get("data") for a in live if isinstance(a.get("data"), dict)}
-            for name in chunk:
-                found[name] = (by_name.get(name), by_key.get(live_key(name)))
-        return found
+        self.records.point(name, artifact_id, label, content_hash, revision)
 
     def record_versions(self, pending: Sequence[PendingVersion]) -> list[RecordOutcome]:
         """Record versions on the server; if a write fails midway, restore what was live before.
@@ -309,7 +238,7 @@ class ServerRegistry:
         """
         states: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
         outcomes: dict[str, RecordOutcome] = {}
-        snapshot = self._snapshot([item.name for item in pending])
+        snapshot = self.records.states([item.name for item in pending])
         for item in pending:
             existing, pointer = snapshot[item.name]
             if not item.force:
@@ -328,7 +257,7 @@ class ServerRegistry:
                         f"running); deploying it again",
                         hint=f"`flowdeck deployment history {item.name}` shows the versions"), stacklevel=2)
                 if not item.promote:
-                    versions = self._versions_raw(item.name)
+                    versions = self.records.versions(item.name)
                     last = versions[-1] if versions else None
                     if last and (last.get("data") or {}).get("content_hash") == item.content_hash:
                         live = bool(pointer and pointer.get("artifact_id") == last.get("id"))
@@ -346,7 +275,7 @@ class ServerRegistry:
         # Record every version (not live yet); on failure remove what this call recorded.
         def record(state: tuple[PendingVersion, Any, Any]) -> tuple[dict[str, Any], int]:
             art = self._post_version(state[0])
-            return art, self._revision_of(state[0].name, art["id"])
+            return art, self.records.revision_of(state[0].name, art["id"])
 
         recorded, error = _parallel(record, states)
         posted = [(*state, result[0]) for state, result in zip(states, recorded, strict=True) if result is not None]
@@ -400,16 +329,16 @@ class ServerRegistry:
         """
         if not written:
             return {}
-        snapshot = self._snapshot([name for name, _, _ in written], pointers=False)
+        snapshot = self.records.states([name for name, _, _ in written], pointers=False)
         settled: dict[str, str | None] = {}
         for name, artifact_id, fields in written:
             dep, _pointer = snapshot[name]
             if dep is not None and deployment_fields(dep) == fields:
                 settled[name] = artifact_id
                 continue
-            settled[name] = converge(self, name, artifact_id, dep)
+            settled[name] = converge(self.records, name, artifact_id, dep)
             if settled[name] != artifact_id:
-                warn_overtaken(self, name, artifact_id, settled[name])
+                warn_overtaken(self.records, name, artifact_id, settled[name])
         return settled
 
     def _forget(self, posted: Sequence[tuple[Any, Any, Any, dict[str, Any]]]) -> None:
@@ -424,7 +353,7 @@ class ServerRegistry:
         for item, existing, pointer in reversed(done):
             try:
                 if existing is None:
-                    now = self._deployment(item.name)
+                    now = self.records.deployment(item.name)
                     if now is not None:
                         self.client.delete(f"deployments/{now['id']}")
                     continue
@@ -434,22 +363,22 @@ class ServerRegistry:
                 continue
 
     def _make_live(self, name: str, artifact_id: str, existing: Mapping[str, Any] | None) -> VersionRow:
-        versions = self._versions_raw(name)
+        versions = self.records.versions(name)
         for index, art in enumerate(versions):
             if art.get("id") == artifact_id:
                 data = art.get("data") or {}
                 record = dict(data.get("record") or {})
                 label = str(data.get("label", ""))
-                current = existing if existing is not None else self._deployment(name)
+                current = existing if existing is not None else self.records.deployment(name)
                 pending = PendingVersion(
-                    name=name, flow_name=_split(name)[0], deployment_name=_split(name)[1], label=label,
+                    name=name, flow_name=split_name(name)[0], deployment_name=split_name(name)[1], label=label,
                     content_hash=str(data.get("content_hash", "")), record=record,
                     version_info=dict(data.get("version_info") or {}),
                     # Schedules, paused and the concurrency limit belong to the deployment: keep today's.
                     schedules=[dict(s.get("schedule") or {}, active=s.get("active", True), slug=s.get("slug"))
                                for s in (current or {}).get("schedules") or []],
                     paused=bool((current or {}).get("paused", False)),
-                    concurrency_limit=_concurrency(current or {}))
+                    concurrency_limit=concurrency_of(current or {}))
                 self._apply(name, record, deployment_body(pending, record, label), current, artifact_id, label,
                             pending.content_hash, index + 1)
                 now = self._settle([(name, artifact_id, recorded_fields(record, label))]).get(name)
@@ -469,13 +398,13 @@ class ServerRegistry:
             target = older[-1]
         else:
             target = self.get_version(full, version)
-        raw = self._versions_raw(full)[target.revision - 1]
+        raw = self.records.versions(full)[target.revision - 1]
         return self._make_live(full, str(raw["id"]), None)
 
     def delete_deployment(self, name: str) -> str:
         """Remove the deployment from the server, with flowdeck's version records."""
         row = self.find_deployment(name)
-        dep = self._deployment(row.name)
+        dep = self.records.deployment(row.name)
         if dep is not None:
             self.client.delete(f"deployments/{dep['id']}", what=f"deployment '{row.name}'")
         for key in (history_key(row.name), live_key(row.name)):
@@ -516,7 +445,7 @@ class ServerRegistry:
     def start_run(self, deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
                   idempotency_key: str | None) -> tuple[RunRow, bool]:
         """Create a flow run of the deployment on the server, already RUNNING (no worker takes it)."""
-        dep = self._deployment(deployment)
+        dep = self.records.deployment(deployment)
         if dep is None:
             raise HistoryError(f"deployment '{deployment}' is not on {self.description}",
                                hint="deploy it with `flowdeck deploy`")
@@ -547,7 +476,7 @@ class ServerRegistry:
 
     def _log(self, run_id: str, level: int, message: str) -> None:
         self.client.post("logs/", [{"name": "flowdeck", "level": level, "message": redact(message),
-                                    "timestamp": _now(), "flow_run_id": run_id}])
+                                    "timestamp": utc_now(), "flow_run_id": run_id}])
 
     def finish_run(self, run_id: int | str, status: str, *, result: Any = None, error: str | None = None,
                    directory: str | None = None) -> RunRow:
@@ -572,7 +501,7 @@ class ServerRegistry:
         name = None
         if deployment:
             name = self.find_deployment(deployment).name
-            dep = self._deployment(name)
+            dep = self.records.deployment(name)
             if dep is None:
                 return []
             body["deployments"] = {"id": {"any_": [dep["id"]]}}
