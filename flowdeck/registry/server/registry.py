@@ -24,23 +24,22 @@ from typing import Any
 from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
 from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
 from flowdeck.errors import FlowdeckWarning, HistoryError, RegistryError, RegistryNotFound, StoreError
-from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow, pick_version
+from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
 from flowdeck.redact import redact, register_secret
+from flowdeck.registry.server import versions
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.live import (
     converge,
     deployment_fields,
-    live_id,
     recorded_fields,
-    warn_drift,
     warn_overtaken,
 )
 from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
 from flowdeck.registry.server.records import ServerRecords, concurrency_of, split_name, utc_now
-from flowdeck.registry.server.scan import VERSION_TYPE, every_version_artifact
+from flowdeck.registry.server.scan import VERSION_TYPE
+from flowdeck.registry.server.versions import version_row
 from flowdeck.runlogs import RunLog
-from flowdeck.snapshot.refs import SnapshotRef, refs_in_record
-from flowdeck.suggest import did_you_mean
+from flowdeck.snapshot.refs import SnapshotRef
 from flowdeck.variables import Variable, _check_name
 
 __all__ = ["ServerRegistry"]
@@ -83,57 +82,13 @@ class ServerRegistry:
 
     # ------------------------------------------------------------------------------------- reading
 
-    @staticmethod
-    def _version_row(name: str, revision: int, art: Mapping[str, Any], live_id: str | None) -> VersionRow:
-        data = art.get("data") or {}
-        return VersionRow(name, revision, str(data.get("label", "")), str(data.get("content_hash", "")),
-                          dict(data.get("record") or {}), dict(data.get("version_info") or {}),
-                          str(art.get("created") or ""), art.get("id") == live_id)
-
-    def _row(self, name: str, dep: Mapping[str, Any] | None, versions: list[dict[str, Any]],
-             pointer: Mapping[str, Any] | None) -> DeploymentRow:
-        flow, short = split_name(name)
-        live = live_id(dep, versions, pointer)
-        live_rev = next((i + 1 for i, a in enumerate(versions) if a.get("id") == live), None)
-        dep = dep or {}
-        schedules = [s.get("schedule") for s in dep.get("schedules") or []]
-        return DeploymentRow(name, flow, short, live_rev, schedules, bool(dep.get("paused", False)),
-                             concurrency_of(dep), len(versions) or None, str(dep.get("updated") or ""))
-
     def list_deployments(self) -> list[DeploymentRow]:
         """Every deployment on the server (with flowdeck's revision numbers where it has them)."""
-        deps = self.client.post("deployments/filter", {"limit": 200, "sort": "NAME_ASC"}, what="the deployments")
-        flow_ids = sorted({d["flow_id"] for d in deps})
-        flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}}) if flow_ids else []
-        flow_names = {f["id"]: f["name"] for f in flows}
-        rows = []
-        for dep in deps:
-            name = f"{flow_names.get(dep['flow_id'], '?')}/{dep['name']}"
-            rows.append(self._row(name, dep, self.records.versions(name), self.records.live_pointer(name)))
-        return sorted(rows, key=lambda r: r.name)
+        return versions.list_deployments(self.records)
 
     def find_deployment(self, name: str) -> DeploymentRow:
         """A deployment by ``flow/name`` or by a name that only one flow uses."""
-        return self._row(*self._find(name))
-
-    def _find(self, name: str) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
-        """The full name, deployment, versions and live pointer of a deployment named as the user wrote it."""
-        if "/" not in name:
-            deps = self.client.post("deployments/filter", {"deployments": {"name": {"any_": [name]}}})
-            if len(deps) > 1:
-                flows = self.client.post("flows/filter", {"flows": {"id": {"any_": [d["flow_id"] for d in deps]}}})
-                names = sorted(f"{f['name']}/{name}" for f in flows)
-                raise HistoryError(f"'{name}' is ambiguous", hint=f"use one of: {', '.join(names)}")
-            if len(deps) == 1:
-                flow = self.client.get(f"flows/{deps[0]['flow_id']}")
-                name = f"{flow['name']}/{name}"
-        dep = self.records.deployment(name) if "/" in name else None
-        versions = self.records.versions(name) if "/" in name else []
-        if dep is None and not versions:
-            known = [r.name for r in self.list_deployments()]
-            raise HistoryError(f"no deployment named '{name}' on {self.description}",
-                               hint=did_you_mean(name, known) or "deploy it first with `flowdeck deploy`")
-        return name, dep, versions, self.records.live_pointer(name)
+        return versions.find_deployment(self.records, name)
 
     def list_versions(self, name: str) -> list[VersionRow]:
         """Every version flowdeck recorded on the server for ``name``, oldest first.
@@ -141,52 +96,11 @@ class ServerRegistry:
         The live one is the version the server's deployment holds; a deployment that disagrees with flowdeck's
         live pointer (changed outside flowdeck, or a deploy stopped midway) is reported with a warning.
         """
-        full, dep, versions, pointer = self._find(name)
-        warn_drift(self.records, full, dep, versions, pointer)
-        live = live_id(dep, versions, pointer)
-        return [self._version_row(full, i + 1, a, live) for i, a in enumerate(versions)]
-
-    @staticmethod
-    def _from_deployment(name: str, dep: Mapping[str, Any]) -> VersionRow:
-        """A deployment flowdeck did not record, as revision 0: what the server holds is what runs."""
-        flow, short = split_name(name)
-        record = {"name": short, "flow_name": flow, "entrypoint": dep.get("entrypoint"),
-                  "description": dep.get("description"), "parameters": dict(dep.get("parameters") or {}),
-                  "enforce_parameter_schema": bool(dep.get("enforce_parameter_schema")),
-                  "work_pool": {"name": dep.get("work_pool_name"), "work_queue_name": dep.get("work_queue_name"),
-                                "job_variables": dict(dep.get("job_variables") or {})},
-                  "tags": list(dep.get("tags") or []), "pull_steps": list(dep.get("pull_steps") or [])}
-        return VersionRow(name, 0, str(dep.get("version") or ""), "", record, {}, str(dep.get("updated") or ""),
-                          True)
+        return versions.list_versions(self.records, name)
 
     def get_version(self, name: str, version: str | None = None) -> VersionRow:
         """The live version, or one by revision number or label."""
-        versions = self.list_versions(name)
-        full = versions[0].deployment if versions else name
-        if version is None:
-            live = [v for v in versions if v.live]
-            if not live:
-                # Deployed by `prefect deploy` (or never promoted): the server's deployment is what runs.
-                full = full if "/" in full else self.find_deployment(full).name
-                dep = self.records.deployment(full)
-                if dep is not None:
-                    return self._from_deployment(full, dep)
-                raise HistoryError(f"deployment '{full}' has no live version recorded by flowdeck on "
-                                   f"{self.description}",
-                                   hint=f"deploy it with `flowdeck deploy`, or promote one with "
-                                        f"`flowdeck deployment promote {full} --to REVISION`")
-            return live[0]
-        found = pick_version(versions, version)
-        if found is not None:
-            return found
-        if version == "0":
-            # Revision 0: the deployment as the server holds it (one flowdeck did not record).
-            full = full if "/" in full else self.find_deployment(full).name
-            dep = self.records.deployment(full)
-            if dep is not None:
-                return self._from_deployment(full, dep)
-        known = ", ".join(f"{v.revision} ({v.label})" for v in versions) or "(none)"
-        raise HistoryError(f"deployment '{full}' has no version '{version}'", hint=f"its versions are: {known}")
+        return versions.get_version(self.records, name, version)
 
     # ------------------------------------------------------------------------------------- writing
 
@@ -382,7 +296,7 @@ class ServerRegistry:
                 self._apply(name, record, deployment_body(pending, record, label), current, artifact_id, label,
                             pending.content_hash, index + 1)
                 now = self._settle([(name, artifact_id, recorded_fields(record, label))]).get(name)
-                return self._version_row(name, index + 1, art, now)
+                return version_row(name, index + 1, art, now)
         raise HistoryError(f"deployment '{name}' has no version {artifact_id}")
 
     def set_live(self, name: str, version: str | None, *, previous: bool = False) -> VersionRow:
@@ -415,13 +329,7 @@ class ServerRegistry:
     def snapshot_references(self) -> list[SnapshotRef]:
         """The snapshots named by every version record on the server: one paginated read of all of them
         (not one per deployment), complete or a RegistryError."""
-        found: list[SnapshotRef] = []
-        for art in every_version_artifact(self.client):
-            data = art.get("data")
-            if isinstance(data, dict) and isinstance(data.get("record"), dict):
-                found.extend(refs_in_record(str(data.get("deployment") or art.get("key")),
-                                            str(data.get("label", "")), data["record"]))
-        return sorted(found)
+        return versions.snapshot_references(self.records)
 
     # ---------------------------------------------------------------------------------------- runs
 
