@@ -13,20 +13,15 @@ documents and variables are variables.
 
 from __future__ import annotations
 
-import copy
-import json
-import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
-from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
-from flowdeck.errors import FlowdeckWarning, HistoryError, RegistryError, RegistryNotFound, StoreError
+from flowdeck.block_store import BlockRecord
+from flowdeck.errors import FlowdeckWarning, HistoryError, RegistryError
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
-from flowdeck.redact import redact, register_secret
-from flowdeck.registry.server import versions
+from flowdeck.registry.server import blocks, runs, variables, versions
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.live import (
     converge,
@@ -40,15 +35,9 @@ from flowdeck.registry.server.scan import VERSION_TYPE
 from flowdeck.registry.server.versions import version_row
 from flowdeck.runlogs import RunLog
 from flowdeck.snapshot.refs import SnapshotRef
-from flowdeck.variables import Variable, _check_name
+from flowdeck.variables import Variable
 
 __all__ = ["ServerRegistry"]
-
-_STATUS = {"RUNNING": "running", "COMPLETED": "completed", "FAILED": "failed", "CRASHED": "failed",
-           "CANCELLED": "cancelled", "CANCELLING": "cancelled", "PENDING": "running", "SCHEDULED": "scheduled",
-           "PAUSED": "paused"}
-_STATE = {"completed": "COMPLETED", "failed": "FAILED", "cancelled": "CANCELLED", "running": "RUNNING"}
-
 
 # A SQLite-backed server answers 503 when many writers queue; a few parallel writers are the sweet spot.
 _WORKERS = 2
@@ -331,204 +320,61 @@ class ServerRegistry:
         (not one per deployment), complete or a RegistryError."""
         return versions.snapshot_references(self.records)
 
-    # ---------------------------------------------------------------------------------------- runs
-
-    def _run_row(self, run: Mapping[str, Any], deployment: str | None = None) -> RunRow:
-        state = run.get("state") or {}
-        labels = run.get("labels") or {}
-        status = _STATUS.get(str(run.get("state_type") or state.get("type")), "running")
-        result = None
-        message = state.get("message")
-        if status == "completed" and message and message.startswith("result: "):
-            try:
-                result = json.loads(message[len("result: "):])
-            except ValueError:
-                result = message
-        return RunRow(str(run["id"]), deployment or str(labels.get("flowdeck.deployment", "")),
-                      int(labels.get("flowdeck.revision") or 0), run.get("name"), run.get("idempotency_key"),
-                      status, dict(run.get("parameters") or {}), result,
-                      message if status == "failed" else None, None,
-                      str(run.get("start_time") or run.get("created") or ""), run.get("end_time"))
+    # ----------------------------------------------------------------------------------------- runs
 
     def start_run(self, deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
                   idempotency_key: str | None) -> tuple[RunRow, bool]:
         """Create a flow run of the deployment on the server, already RUNNING (no worker takes it)."""
-        dep = self.records.deployment(deployment)
-        if dep is None:
-            raise HistoryError(f"deployment '{deployment}' is not on {self.description}",
-                               hint="deploy it with `flowdeck deploy`")
-        label = next((v.label for v in self.list_versions(deployment) if v.revision == revision), "")
-        body: dict[str, Any] = {"parameters": parameters, "state": {"type": "RUNNING", "name": "Running"},
-                                "labels": {"flowdeck.deployment": deployment, "flowdeck.revision": str(revision),
-                                           "flowdeck.version": label}}
-        if run_name:
-            body["name"] = run_name
-        if idempotency_key:
-            body["idempotency_key"] = idempotency_key
-        run = self.client.post(f"deployments/{dep['id']}/create_flow_run", body,
-                               what=f"a run of deployment '{deployment}'",
-                               hint="check the parameters against the flow's signature")
-        # 201: a new run; 200: the idempotency key was used before and this is that run.
-        fresh = self.client.last_status == 201
-        row = self._run_row(run, deployment)
-        if fresh:
-            self._log(str(run["id"]), 20, f"flowdeck: running revision {revision} ({label}) of {deployment}")
-        return row, fresh
+        return runs.start_run(self.records, deployment, revision, parameters, run_name, idempotency_key)
 
     def send_run_logs(self, run_id: int | str, entries: Sequence[RunLog]) -> None:
         """POST the batch to ``/logs/`` as logs of the flow run: Prefect's UI shows them with the run."""
-        if entries:
-            self.client.post("logs/", [{"name": e.name, "level": e.level, "message": redact(e.message),
-                                        "timestamp": e.timestamp, "flow_run_id": str(run_id)} for e in entries],
-                             what=f"the logs of flow run {run_id}")
-
-    def _log(self, run_id: str, level: int, message: str) -> None:
-        self.client.post("logs/", [{"name": "flowdeck", "level": level, "message": redact(message),
-                                    "timestamp": utc_now(), "flow_run_id": run_id}])
+        runs.send_run_logs(self.client, run_id, entries)
 
     def finish_run(self, run_id: int | str, status: str, *, result: Any = None, error: str | None = None,
                    directory: str | None = None) -> RunRow:
         """Report the final state (and the error, as a log) of a run on the server."""
-        run_id = str(run_id)
-        if error:
-            self._log(run_id, 40, error)
-        else:
-            self._log(run_id, 20, f"flowdeck: run {status}")
-        message = error if status != "completed" else "result: " + json.dumps(result, default=str)[:2000]
-        self.client.post(f"flow_runs/{run_id}/set_state",
-                         {"state": {"type": _STATE.get(status, "FAILED"), "message": redact(message or "")},
-                          "force": True}, what=f"the state of flow run {run_id}")
-        run = self.client.get(f"flow_runs/{run_id}")
-        row = self._run_row(run)
-        return RunRow(row.id, row.deployment, row.revision, row.run_name, row.idempotency_key, row.status,
-                      row.parameters, row.result, row.error, directory, row.started_at, row.ended_at)
+        return runs.finish_run(self.client, run_id, status, result=result, error=error, directory=directory)
 
     def list_runs(self, deployment: str | None = None, limit: int = 50) -> list[RunRow]:
         """The most recent flow runs (of one deployment), newest first."""
-        body: dict[str, Any] = {"limit": limit, "sort": "ID_DESC"}
-        name = None
-        if deployment:
-            name = self.find_deployment(deployment).name
-            dep = self.records.deployment(name)
-            if dep is None:
-                return []
-            body["deployments"] = {"id": {"any_": [dep["id"]]}}
-        runs = self.client.post("flow_runs/filter", body, what="flow runs")
-        return [self._run_row(r, name) for r in runs]
+        return runs.list_runs(self.records, deployment, limit)
 
-    # -------------------------------------------------------------------------------------- blocks
-
-    def _register(self, type_slug: str, doc: Mapping[str, Any]) -> dict[str, Any]:
-        data = dict(doc.get("data") or {})
-        register_block_secrets(BLOCK_TYPES.get(type_slug), data)
-        fields = ((doc.get("block_schema") or {}).get("fields") or {})
-        for path in fields.get("secret_fields") or []:
-            value: Any = data
-            for part in str(path).split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
-            if isinstance(value, str | int | float):
-                register_secret(value)
-            elif isinstance(value, Mapping):
-                register_block_secrets(None, value)
-        return data
+    # --------------------------------------------------------------------------------------- blocks
 
     def find_block(self, type_slug: str, name: str, *,
                    environ: Mapping[str, str] | None = None) -> BlockRecord | None:
         """``FLOWDECK_BLOCK__*`` first, then the server's block document with its secrets."""
-        env = os.environ if environ is None else environ
-        record = _from_env(type_slug, name, env)
-        if record is not None:
-            return record
-        doc = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}",
-                                      params={"include_secrets": "true"})
-        if not isinstance(doc, dict):
-            return None
-        return BlockRecord(type_slug, name, self._register(type_slug, doc), "server", doc.get("updated"))
+        return blocks.find_block(self.client, type_slug, name, environ=environ)
 
     def save_block(self, type_slug: str, name: str, data: Mapping[str, Any], *,
                    overwrite: bool = False) -> BlockRecord:
         """Create (or replace) a block document with the server's latest schema of its type."""
-        register_block_secrets(BLOCK_TYPES.get(type_slug), data)
-        check_block_name(name)
-        known = BLOCK_TYPES.get(type_slug)
-        clean = validate_block(known, data) if known is not None else dict(data)
-        block_type = self.client.get(f"block_types/slug/{type_slug}", what=f"block type '{type_slug}'",
-                                     hint="`prefect block type ls` lists the types the server knows")
-        schemas = self.client.post("block_schemas/filter", {
-            "block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}, "limit": 1})
-        if not schemas:
-            raise RegistryError(f"the server has no schema for block type '{type_slug}'",
-                                hint="register the type with `prefect block register`")
-        existing = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}")
-        what = f"block {type_slug}/{name}"
-        if isinstance(existing, dict):
-            if not overwrite:
-                raise StoreError(f"block {type_slug}/{name} already exists on {self.description}",
-                                 hint="add --overwrite to replace it")
-            self.client.patch(f"block_documents/{existing['id']}",
-                              {"data": clean, "merge_existing_data": False, "block_schema_id": schemas[0]["id"]},
-                              what=what)
-        else:
-            self.client.post("block_documents/", {"name": name, "data": clean, "block_schema_id": schemas[0]["id"],
-                                                  "block_type_id": block_type["id"]}, what=what)
-        return BlockRecord(type_slug, name, clean, "server")
+        return blocks.save_block(self.client, self.description, type_slug, name, data, overwrite=overwrite)
 
     def list_blocks(self, type_slug: str | None = None, *,
                     environ: Mapping[str, str] | None = None) -> list[BlockRecord]:
         """The server's named block documents (secrets masked by the server), and the environment's."""
-        env = os.environ if environ is None else environ
-        body: dict[str, Any] = {"block_documents": {"is_anonymous": {"eq_": False}}, "limit": 200}
-        if type_slug:
-            body["block_types"] = {"slug": {"any_": [type_slug]}}
-        docs = self.client.post("block_documents/filter", body, what="block documents")
-        records = {}
-        for doc in docs:
-            slug = (doc.get("block_type") or {}).get("slug", "?")
-            records[(slug, doc["name"])] = BlockRecord(slug, doc["name"], dict(doc.get("data") or {}), "server",
-                                                       doc.get("updated"))
-        for slug, name in _env_blocks(env):
-            if type_slug is None or slug == type_slug:
-                record = _from_env(slug, name, env)
-                if record is not None:
-                    records[(slug, name)] = record
-        return sorted(records.values(), key=lambda r: (r.type_slug, r.name))
+        return blocks.list_blocks(self.client, type_slug, environ=environ)
 
     def delete_block(self, type_slug: str, name: str) -> None:
         """Remove a block document from the server."""
-        doc = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}")
-        if not isinstance(doc, dict):
-            raise StoreError(f"no block {type_slug}/{name} on {self.description}",
-                             hint="`flowdeck block ls` lists the blocks")
-        self.client.delete(f"block_documents/{doc['id']}", what=f"block {type_slug}/{name}")
+        blocks.delete_block(self.client, self.description, type_slug, name)
 
-    # ----------------------------------------------------------------------------------- variables
+    # ------------------------------------------------------------------------------------ variables
 
     def set_variable(self, name: str, value: Any) -> Variable:
         """Create or replace a variable on the server."""
-        _check_name(name)
-        what = f"variable '{name}'"
-        if self.client.get_or_none(f"variables/name/{name}") is None:
-            self.client.post("variables/", {"name": name, "value": copy.deepcopy(value)}, what=what,
-                             hint="a variable's value must be JSON under 5,000 characters")
-        else:
-            self.client.patch(f"variables/name/{name}", {"value": copy.deepcopy(value)}, what=what,
-                              hint="a variable's value must be JSON under 5,000 characters")
-        return Variable(name, value)
+        return variables.set_variable(self.client, name, value)
 
     def get_variable(self, name: str) -> Variable | None:
         """A variable from the server, or None."""
-        var = self.client.get_or_none(f"variables/name/{name}")
-        return Variable(name, var.get("value"), var.get("updated")) if isinstance(var, dict) else None
+        return variables.get_variable(self.client, name)
 
     def list_variables(self) -> list[Variable]:
         """Every variable on the server."""
-        found = self.client.post("variables/filter", {"limit": 200, "sort": "NAME_ASC"}, what="variables")
-        return [Variable(v["name"], v.get("value"), v.get("updated")) for v in found]
+        return variables.list_variables(self.client)
 
     def delete_variable(self, name: str) -> None:
         """Remove a variable from the server."""
-        try:
-            self.client.delete(f"variables/name/{name}", what=f"variable '{name}'")
-        except RegistryNotFound:
-            raise StoreError(f"no variable {name!r} on {self.description}",
-                             hint="`flowdeck variable ls` lists the variables") from None
+        variables.delete_variable(self.client, self.description, name)
