@@ -1,9 +1,12 @@
-"""Deployment version history in the local store: versions, the live one, rollback and promote, runs.
+"""Deployment version history in the local store: versions, the live one, rollback and promote.
 
 A deployment (``flow-name/deployment-name``) has numbered revisions. Each revision holds everything a
 worker needs (the *record*) and a content hash; one revision is live. Schedules, ``paused`` and the
 concurrency limit belong to the deployment itself, so a rollback never resurrects an old schedule.
 All writes happen in one ``BEGIN IMMEDIATE`` transaction, so concurrent deploys never lose a revision.
+
+The value types of every registry (embedded or a Prefect server) are defined here, :class:`RunRow` included;
+the runs of the local store are kept by :mod:`flowdeck.runs`.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 from flowdeck.errors import HistoryError, StoreRowError
 from flowdeck.jsontypes import describe, dumps_sorted
-from flowdeck.redact import redact, redact_value
 from flowdeck.snapshot.refs import SnapshotRef, refs_in_record
 from flowdeck.store import db_path, decode_json, open_store, transaction
 from flowdeck.suggest import did_you_mean
@@ -29,7 +31,6 @@ __all__ = [
     "find_deployment",
     "get_version",
     "list_deployments",
-    "list_runs",
     "list_versions",
     "pick_version",
     "record_versions",
@@ -347,72 +348,3 @@ def delete_deployment(name: str) -> str:
             conn.execute("DELETE FROM versions WHERE deployment = ?", (full,))
             conn.execute("DELETE FROM deployments WHERE name = ?", (full,))
     return full
-
-
-# ------------------------------------------------------------------------------------------------- runs
-
-
-def _run_row(row: tuple[Any, ...]) -> RunRow:
-    entry = f"run {row[0]}"
-    remedy = (f"runs are only a record: delete this one with `sqlite3 FLOWDECK_HOME/flowdeck.db "
-              f"'DELETE FROM runs WHERE id = {row[0]}'`")
-    return RunRow(row[0], row[1], row[2], row[3], row[4], str(row[5]),
-                  decode_json(row[6], entry=f"{entry} (parameters)", remedy=remedy, shape=dict),
-                  decode_json(row[7], entry=f"{entry} (result)", remedy=remedy) if row[7] is not None else None,
-                  row[8], row[9], row[10], row[11])
-
-
-_RUN_SELECT = ("SELECT id, deployment, revision, run_name, idempotency_key, status, parameters, result, error, "
-               "directory, started_at, ended_at FROM runs")
-
-
-def start_run(deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
-              idempotency_key: str | None) -> tuple[RunRow, bool]:
-    """Record a run as started; with an idempotency key already used, return that run and False.
-
-    Parameter values that show a registered secret are stored masked (the run itself gets the real ones).
-    """
-    parameters = redact_value(parameters)
-    with open_store() as conn:
-        assert conn is not None
-        with transaction(conn):
-            if idempotency_key is not None:
-                existing = conn.execute(_RUN_SELECT + " WHERE idempotency_key = ?", (idempotency_key,)).fetchone()
-                if existing is not None:
-                    return _run_row(existing), False
-            cursor = conn.execute(
-                "INSERT INTO runs (deployment, revision, run_name, idempotency_key, status, parameters) "
-                "VALUES (?, ?, ?, ?, 'running', ?)",
-                (deployment, revision, run_name, idempotency_key, _dumps(parameters)))
-            row = conn.execute(_RUN_SELECT + " WHERE id = ?", (cursor.lastrowid,)).fetchone()
-    return _run_row(row), True
-
-
-def finish_run(run_id: int, status: str, *, result: Any = None, error: str | None = None,
-               directory: str | None = None) -> RunRow:
-    """Record how a run ended (secrets in the result or the error are masked: the store keeps none)."""
-    result = redact_value(result)
-    error = redact(error) if error is not None else None
-    with open_store() as conn:
-        assert conn is not None
-        with transaction(conn):
-            conn.execute(
-                "UPDATE runs SET status = ?, result = ?, error = ?, directory = ?, "
-                "ended_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ?",
-                (status, _dumps(result) if result is not None else None, error, directory, run_id))
-            row = conn.execute(_RUN_SELECT + " WHERE id = ?", (run_id,)).fetchone()
-    return _run_row(row)
-
-
-def list_runs(deployment: str | None = None, limit: int = 50) -> list[RunRow]:
-    """The most recent runs, newest first."""
-    with open_store(create=False) as conn:
-        if conn is None:
-            return []
-        if deployment:
-            name = find_deployment(deployment).name
-            rows = conn.execute(_RUN_SELECT + " WHERE deployment = ? ORDER BY id DESC LIMIT ?",
-                                (name, limit)).fetchall()
-        else:
-            rows = conn.execute(_RUN_SELECT + " ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
-    return [_run_row(r) for r in rows]

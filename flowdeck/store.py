@@ -84,7 +84,7 @@ CREATE TABLE variables (
 );
 """
 
-# Deployments, their versions and runs (flowdeck.history).
+# Deployments, their versions (flowdeck.history) and runs (flowdeck.runs).
 _V2 = """
 CREATE TABLE deployments (
     name              TEXT PRIMARY KEY,      -- flow-name/deployment-name

@@ -1,7 +1,7 @@
 """The embedded registry: flowdeck's own SQLite store under ``FLOWDECK_HOME`` (the default).
 
-A thin adapter: the work is done by :mod:`flowdeck.history`, :mod:`flowdeck.block_store` and
-:mod:`flowdeck.variables`, exactly as before the registry seam existed.
+A thin adapter: the work is done by :mod:`flowdeck.history`, :mod:`flowdeck.runs`,
+:mod:`flowdeck.block_store` and :mod:`flowdeck.variables`, exactly as before the registry seam existed.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flowdeck import block_store, history, variables
+from flowdeck import block_store, history, runs, variables
 from flowdeck.block_store import BlockRecord
 from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
 from flowdeck.runlogs import RunLog
@@ -62,16 +62,16 @@ class EmbeddedRegistry:
     def start_run(self, deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
                   idempotency_key: str | None) -> tuple[RunRow, bool]:
         """See :class:`~flowdeck.registry.base.Registry`."""
-        return history.start_run(deployment, revision, parameters, run_name, idempotency_key)
+        return runs.start_run(deployment, revision, parameters, run_name, idempotency_key)
 
     def finish_run(self, run_id: int | str, status: str, *, result: Any = None, error: str | None = None,
                    directory: str | None = None) -> RunRow:
         """See :class:`~flowdeck.registry.base.Registry`."""
-        return history.finish_run(int(run_id), status, result=result, error=error, directory=directory)
+        return runs.finish_run(int(run_id), status, result=result, error=error, directory=directory)
 
     def list_runs(self, deployment: str | None = None, limit: int = 50) -> list[RunRow]:
         """See :class:`~flowdeck.registry.base.Registry`."""
-        return history.list_runs(deployment, limit)
+        return runs.list_runs(deployment, limit)
 
     def send_run_logs(self, run_id: int | str, entries: Sequence[RunLog]) -> None:
         """Dropped: the embedded store keeps no logs; the run's output is on the console that ran it."""

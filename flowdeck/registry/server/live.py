@@ -10,6 +10,9 @@ moving the pointer a deploy re-reads the deployment and, while it holds another 
 pointed at, points the pointer at what the deployment holds. The last pointer write of all is followed by a
 read that comes after the last deployment write, so the two end up naming the same version whatever the
 interleaving (:func:`converge`).
+
+The functions that read or move the pointer take a :class:`~flowdeck.registry.server.records.ServerRecords`:
+the deployment, version artifacts and live pointer of a deployment, and nothing else of the registry.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from flowdeck.errors import FlowdeckWarning
 from flowdeck.registry.server.payload import VERSION_FIELDS, version_fields
 
 if TYPE_CHECKING:
-    from flowdeck.registry.server.registry import ServerRegistry
+    from flowdeck.registry.server.records import ServerRecords
 
 __all__ = ["converge", "deployment_fields", "held_version", "live_id", "recorded_fields", "warn_drift",
            "warn_overtaken"]
@@ -89,7 +92,7 @@ def live_id(dep: Mapping[str, Any] | None, versions: Sequence[Mapping[str, Any]]
     return held or named
 
 
-def converge(registry: ServerRegistry, name: str, pointed: str, dep: Mapping[str, Any] | None) -> str | None:
+def converge(records: ServerRecords, name: str, pointed: str, dep: Mapping[str, Any] | None) -> str | None:
     """Point the live pointer at the version the deployment holds, until a re-read finds them agreeing.
 
     ``pointed`` is the version this process last pointed the pointer at and ``dep`` the deployment read after
@@ -104,24 +107,24 @@ def converge(registry: ServerRegistry, name: str, pointed: str, dep: Mapping[str
     for _ in range(_ATTEMPTS):
         if dep is None:
             return None  # removed meanwhile (`deployment rm`): nothing is live
-        versions = registry._versions_raw(name)
+        versions = records.versions(name)
         held = held_version(dep, versions, prefer=(pointed,))
         if held is None or held == pointed:
             return held
         revision = _revision(versions, held) or len(versions)
         data = next(a.get("data") or {} for a in versions if a.get("id") == held)
-        registry._point(name, held, str(data.get("label", "")), str(data.get("content_hash", "")), revision)
-        pointed, dep = held, registry._deployment(name)
+        records.point(name, held, str(data.get("label", "")), str(data.get("content_hash", "")), revision)
+        pointed, dep = held, records.deployment(name)
     return pointed
 
 
-def warn_overtaken(registry: ServerRegistry, name: str, mine: str, settled: str | None) -> None:
+def warn_overtaken(records: ServerRecords, name: str, mine: str, settled: str | None) -> None:
     """Say that a version this process made live is not the live one any more, and which is."""
-    versions = registry._versions_raw(name)
+    versions = records.versions(name)
     ours = _revision(versions, mine)
     promote = f"`flowdeck deployment promote {name} --to {ours}` makes it live" if ours else ""
     if settled is None:
-        message = (f"deployment '{name}' on {registry.description} was changed outside flowdeck while this "
+        message = (f"deployment '{name}' on {records.description} was changed outside flowdeck while this "
                    f"version was being made live: it holds none of flowdeck's versions")
     else:
         message = (f"a concurrent deploy of '{name}' made revision {_revision(versions, settled)} live after this "
@@ -129,7 +132,7 @@ def warn_overtaken(registry: ServerRegistry, name: str, mine: str, settled: str 
     warnings.warn(FlowdeckWarning(message, hint=promote or None), stacklevel=2)
 
 
-def warn_drift(registry: ServerRegistry, name: str, dep: Mapping[str, Any] | None,
+def warn_drift(records: ServerRecords, name: str, dep: Mapping[str, Any] | None,
                versions: Sequence[Mapping[str, Any]], pointer: Mapping[str, Any] | None) -> None:
     """Warn when the server's deployment and flowdeck's live pointer disagree (history reads both)."""
     named = str(pointer["artifact_id"]) if pointer and pointer.get("artifact_id") else None
@@ -141,14 +144,14 @@ def warn_drift(registry: ServerRegistry, name: str, dep: Mapping[str, Any] | Non
     pointed = _revision(versions, named)
     if held is None:
         warnings.warn(FlowdeckWarning(
-            f"deployment '{name}' on {registry.description} was changed outside flowdeck (by `prefect deploy` "
+            f"deployment '{name}' on {records.description} was changed outside flowdeck (by `prefect deploy` "
             f"or the UI?) since revision {pointed} was made live: it holds none of flowdeck's versions",
             hint=f"`flowdeck deployment show {name} --version 0` shows what it holds; `flowdeck deployment "
                  f"promote {name} --to {pointed}` writes revision {pointed} back"), stacklevel=2)
         return
     holds = _revision(versions, held)
     warnings.warn(FlowdeckWarning(
-        f"deployment '{name}' on {registry.description} holds revision {holds}, but flowdeck's live pointer "
+        f"deployment '{name}' on {records.description} holds revision {holds}, but flowdeck's live pointer "
         f"names revision {pointed} (a deploy stopped between its two writes, or one still running?): revision "
         f"{holds} is shown as live",
         hint=f"`flowdeck deployment promote {name} --to {holds}` records it"), stacklevel=2)

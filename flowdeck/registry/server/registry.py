@@ -9,81 +9,36 @@ creation order, so concurrent deploys never lose or share a number. Records hold
 
 Runs are flow runs on the server (created ``RUNNING`` so no worker takes them too), blocks are block
 documents and variables are variables.
+
+:class:`ServerRegistry` only routes each :class:`~flowdeck.registry.base.Registry` call to the module that
+does the work:
+
+* :mod:`~flowdeck.registry.server.records`: a deployment, its version artifacts and its live pointer;
+* :mod:`~flowdeck.registry.server.versions`: reading deployments and their version history;
+* :mod:`~flowdeck.registry.server.recording`: recording new versions (a deploy), removing a deployment;
+* :mod:`~flowdeck.registry.server.promote`: making a recorded version live (rollback, promote);
+* :mod:`~flowdeck.registry.server.live`: which version a deployment holds when deploys race;
+* :mod:`~flowdeck.registry.server.pools`: the work pools and flows a deployment needs;
+* :mod:`~flowdeck.registry.server.runs`, :mod:`~flowdeck.registry.server.blocks` and
+  :mod:`~flowdeck.registry.server.variables`.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import os
-import warnings
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flowdeck.block_store import BlockRecord, _env_blocks, _from_env
-from flowdeck.blocks import BLOCK_TYPES, check_block_name, register_block_secrets, validate_block
-from flowdeck.errors import FlowdeckWarning, HistoryError, RegistryError, RegistryNotFound, StoreError
-from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow, pick_version
-from flowdeck.redact import redact, register_secret
+from flowdeck.block_store import BlockRecord
+from flowdeck.history import DeploymentRow, PendingVersion, RecordOutcome, RunRow, VersionRow
+from flowdeck.registry.server import blocks, promote, recording, runs, variables, versions
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
-from flowdeck.registry.server.live import (
-    converge,
-    deployment_fields,
-    live_id,
-    recorded_fields,
-    warn_drift,
-    warn_overtaken,
-)
-from flowdeck.registry.server.payload import deployed_by, deployment_body, history_key, live_key
-from flowdeck.registry.server.scan import VERSION_TYPE, every_version_artifact
+from flowdeck.registry.server.pools import WorkPools
+from flowdeck.registry.server.records import ServerRecords
 from flowdeck.runlogs import RunLog
-from flowdeck.snapshot.refs import SnapshotRef, refs_in_record
-from flowdeck.suggest import did_you_mean
-from flowdeck.variables import Variable, _check_name
+from flowdeck.snapshot.refs import SnapshotRef
+from flowdeck.variables import Variable
 
 __all__ = ["ServerRegistry"]
-
-_STATUS = {"RUNNING": "running", "COMPLETED": "completed", "FAILED": "failed", "CRASHED": "failed",
-           "CANCELLED": "cancelled", "CANCELLING": "cancelled", "PENDING": "running", "SCHEDULED": "scheduled",
-           "PAUSED": "paused"}
-_STATE = {"completed": "COMPLETED", "failed": "FAILED", "cancelled": "CANCELLED", "running": "RUNNING"}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _split(name: str) -> tuple[str, str]:
-    flow, _, dep = name.partition("/")
-    return flow, dep
-
-
-def _concurrency(dep: Mapping[str, Any]) -> Any:
-    """A deployment's concurrency limit: the server keeps it as a global limit of its own."""
-    limit = (dep.get("global_concurrency_limit") or {}).get("limit")
-    return limit if limit is not None else dep.get("concurrency_limit")
-
-
-# A SQLite-backed server answers 503 when many writers queue; a few parallel writers are the sweet spot.
-_WORKERS = 2
-
-
-def _parallel(fn: Callable[[Any], Any], items: Sequence[Any]) -> tuple[list[Any], RegistryError | None]:
-    """``fn`` over ``items`` on a few threads; the results (None where it failed) and the first error."""
-    results: list[Any] = [None] * len(items)
-    first: RegistryError | None = None
-    if not items:
-        return results, None
-    with ThreadPoolExecutor(max_workers=min(_WORKERS, len(items))) as pool:
-        futures = {pool.submit(fn, item): index for index, item in enumerate(items)}
-        for future in futures:
-            try:
-                results[futures[future]] = future.result()
-            except RegistryError as exc:
-                first = first or exc
-    return results, first
 
 
 class ServerRegistry:
@@ -92,79 +47,20 @@ class ServerRegistry:
     def __init__(self, config: ServerConfig, client: PrefectClient | None = None) -> None:
         self.client = client or PrefectClient(config)
         self.description = f"the Prefect server at {self.client.where}"
-        self._checked_pools: set[str] = set()
+        #: The deployments, version artifacts and live pointers on the server (one client for all).
+        self.records = ServerRecords(self.client, self.description)
+        # Per registry, as before: a process that deploys again checks each pool once.
+        self._pools = WorkPools(self.client, self.description)
 
-    # ------------------------------------------------------------------------------------- reading
-
-    def _deployment(self, name: str) -> dict[str, Any] | None:
-        flow, dep = _split(name)
-        result = self.client.get_or_none(f"deployments/name/{flow}/{dep}")
-        return result if isinstance(result, dict) else None
-
-    def _versions_raw(self, name: str) -> list[dict[str, Any]]:
-        """Every version artifact of ``name``, oldest first."""
-        found: list[dict[str, Any]] = self.client.post_all("artifacts/filter", {
-            "artifacts": {"key": {"any_": [history_key(name)]}}, "sort": "CREATED_DESC"},
-            what=f"the version history of '{name}'")
-        found.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))
-        return found
-
-    def _live_pointer(self, name: str) -> dict[str, Any] | None:
-        art = self.client.get_or_none(f"artifacts/{live_key(name)}/latest")
-        data = art.get("data") if isinstance(art, dict) else None
-        return data if isinstance(data, dict) and data.get("artifact_id") else None
-
-    @staticmethod
-    def _version_row(name: str, revision: int, art: Mapping[str, Any], live_id: str | None) -> VersionRow:
-        data = art.get("data") or {}
-        return VersionRow(name, revision, str(data.get("label", "")), str(data.get("content_hash", "")),
-                          dict(data.get("record") or {}), dict(data.get("version_info") or {}),
-                          str(art.get("created") or ""), art.get("id") == live_id)
-
-    def _row(self, name: str, dep: Mapping[str, Any] | None, versions: list[dict[str, Any]],
-             pointer: Mapping[str, Any] | None) -> DeploymentRow:
-        flow, short = _split(name)
-        live = live_id(dep, versions, pointer)
-        live_rev = next((i + 1 for i, a in enumerate(versions) if a.get("id") == live), None)
-        dep = dep or {}
-        schedules = [s.get("schedule") for s in dep.get("schedules") or []]
-        return DeploymentRow(name, flow, short, live_rev, schedules, bool(dep.get("paused", False)),
-                             _concurrency(dep), len(versions) or None, str(dep.get("updated") or ""))
+    # ---------------------------------------------------------------------------------- deployments
 
     def list_deployments(self) -> list[DeploymentRow]:
         """Every deployment on the server (with flowdeck's revision numbers where it has them)."""
-        deps = self.client.post("deployments/filter", {"limit": 200, "sort": "NAME_ASC"}, what="the deployments")
-        flow_ids = sorted({d["flow_id"] for d in deps})
-        flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}}) if flow_ids else []
-        flow_names = {f["id"]: f["name"] for f in flows}
-        rows = []
-        for dep in deps:
-            name = f"{flow_names.get(dep['flow_id'], '?')}/{dep['name']}"
-            rows.append(self._row(name, dep, self._versions_raw(name), self._live_pointer(name)))
-        return sorted(rows, key=lambda r: r.name)
+        return versions.list_deployments(self.records)
 
     def find_deployment(self, name: str) -> DeploymentRow:
         """A deployment by ``flow/name`` or by a name that only one flow uses."""
-        return self._row(*self._find(name))
-
-    def _find(self, name: str) -> tuple[str, dict[str, Any] | None, list[dict[str, Any]], dict[str, Any] | None]:
-        """The full name, deployment, versions and live pointer of a deployment named as the user wrote it."""
-        if "/" not in name:
-            deps = self.client.post("deployments/filter", {"deployments": {"name": {"any_": [name]}}})
-            if len(deps) > 1:
-                flows = self.client.post("flows/filter", {"flows": {"id": {"any_": [d["flow_id"] for d in deps]}}})
-                names = sorted(f"{f['name']}/{name}" for f in flows)
-                raise HistoryError(f"'{name}' is ambiguous", hint=f"use one of: {', '.join(names)}")
-            if len(deps) == 1:
-                flow = self.client.get(f"flows/{deps[0]['flow_id']}")
-                name = f"{flow['name']}/{name}"
-        dep = self._deployment(name) if "/" in name else None
-        versions = self._versions_raw(name) if "/" in name else []
-        if dep is None and not versions:
-            known = [r.name for r in self.list_deployments()]
-            raise HistoryError(f"no deployment named '{name}' on {self.description}",
-                               hint=did_you_mean(name, known) or "deploy it first with `flowdeck deploy`")
-        return name, dep, versions, self._live_pointer(name)
+        return versions.find_deployment(self.records, name)
 
     def list_versions(self, name: str) -> list[VersionRow]:
         """Every version flowdeck recorded on the server for ``name``, oldest first.
@@ -172,133 +68,11 @@ class ServerRegistry:
         The live one is the version the server's deployment holds; a deployment that disagrees with flowdeck's
         live pointer (changed outside flowdeck, or a deploy stopped midway) is reported with a warning.
         """
-        full, dep, versions, pointer = self._find(name)
-        warn_drift(self, full, dep, versions, pointer)
-        live = live_id(dep, versions, pointer)
-        return [self._version_row(full, i + 1, a, live) for i, a in enumerate(versions)]
-
-    @staticmethod
-    def _from_deployment(name: str, dep: Mapping[str, Any]) -> VersionRow:
-        """A deployment flowdeck did not record, as revision 0: what the server holds is what runs."""
-        flow, short = _split(name)
-        record = {"name": short, "flow_name": flow, "entrypoint": dep.get("entrypoint"),
-                  "description": dep.get("description"), "parameters": dict(dep.get("parameters") or {}),
-                  "enforce_parameter_schema": bool(dep.get("enforce_parameter_schema")),
-                  "work_pool": {"name": dep.get("work_pool_name"), "work_queue_name": dep.get("work_queue_name"),
-                                "job_variables": dict(dep.get("job_variables") or {})},
-                  "tags": list(dep.get("tags") or []), "pull_steps": list(dep.get("pull_steps") or [])}
-        return VersionRow(name, 0, str(dep.get("version") or ""), "", record, {}, str(dep.get("updated") or ""),
-                          True)
+        return versions.list_versions(self.records, name)
 
     def get_version(self, name: str, version: str | None = None) -> VersionRow:
         """The live version, or one by revision number or label."""
-        versions = self.list_versions(name)
-        full = versions[0].deployment if versions else name
-        if version is None:
-            live = [v for v in versions if v.live]
-            if not live:
-                # Deployed by `prefect deploy` (or never promoted): the server's deployment is what runs.
-                full = full if "/" in full else self.find_deployment(full).name
-                dep = self._deployment(full)
-                if dep is not None:
-                    return self._from_deployment(full, dep)
-                raise HistoryError(f"deployment '{full}' has no live version recorded by flowdeck on "
-                                   f"{self.description}",
-                                   hint=f"deploy it with `flowdeck deploy`, or promote one with "
-                                        f"`flowdeck deployment promote {full} --to REVISION`")
-            return live[0]
-        found = pick_version(versions, version)
-        if found is not None:
-            return found
-        if version == "0":
-            # Revision 0: the deployment as the server holds it (one flowdeck did not record).
-            full = full if "/" in full else self.find_deployment(full).name
-            dep = self._deployment(full)
-            if dep is not None:
-                return self._from_deployment(full, dep)
-        known = ", ".join(f"{v.revision} ({v.label})" for v in versions) or "(none)"
-        raise HistoryError(f"deployment '{full}' has no version '{version}'", hint=f"its versions are: {known}")
-
-    # ------------------------------------------------------------------------------------- writing
-
-    def _check_pool(self, pool: str, create: bool) -> None:
-        if pool in self._checked_pools:
-            return
-        if self.client.get_or_none(f"work_pools/{pool}") is None:
-            if not create:
-                raise RegistryError(
-                    f"work pool '{pool}' does not exist on {self.description}",
-                    hint=f"create it with `prefect work-pool create {pool} --type process`, or deploy with "
-                         "`--create-pool`")
-            self.client.post("work_pools/", {"name": pool, "type": "process"}, what=f"work pool '{pool}'")
-        self._checked_pools.add(pool)
-
-    def _post_version(self, item: PendingVersion) -> dict[str, Any]:
-        info = dict(item.version_info)
-        info.setdefault("deployed_by", deployed_by())
-        data = {"flowdeck": 1, "deployment": item.name, "label": item.label, "content_hash": item.content_hash,
-                "record": item.record, "version_info": info, "deployed_at": _now()}
-        commit = str(info.get("commit_sha") or "")[:12]
-        description = (f"flowdeck version **{item.label}** of `{item.name}`, deployed by {info['deployed_by']}"
-                       + (f" from commit `{commit}`" if commit else ""))
-        art = self.client.post("artifacts/", {
-            "key": history_key(item.name), "type": VERSION_TYPE, "data": data, "description": description,
-            "metadata_": {"label": item.label, "content_hash": item.content_hash, "commit": commit}},
-            what=f"a version record of '{item.name}'")
-        return dict(art)
-
-    def _revision_of(self, name: str, artifact_id: str) -> int:
-        versions = self._versions_raw(name)
-        return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), len(versions))
-
-    def _apply(self, name: str, record: Mapping[str, Any], body: dict[str, Any], existing: Mapping[str, Any] | None,
-               artifact_id: str, label: str, content_hash: str, revision: int, *, flow_id: str | None = None) -> None:
-        """Make one version live: write the deployment, then move the live pointer to it."""
-        flow, dep = _split(name)
-        what = f"deployment '{name}'"
-        if existing is None:
-            if flow_id is None:
-                flow_id = str(self.client.post("flows/", {"name": flow}, what=f"flow '{flow}'")["id"])
-            self.client.post("deployments/", {"name": dep, "flow_id": flow_id, **body}, what=what)
-        else:
-            self.client.patch(f"deployments/{existing['id']}", body, what=what)
-        self._point(name, artifact_id, label, content_hash, revision)
-
-    def _point(self, name: str, artifact_id: str, label: str, content_hash: str, revision: int) -> None:
-        """Move the live pointer of ``name`` to a recorded version."""
-        self.client.post("artifacts/", {
-            "key": live_key(name), "type": VERSION_TYPE + "-live",
-            "data": {"artifact_id": artifact_id, "label": label, "content_hash": content_hash, "revision": revision},
-            "description": f"flowdeck: revision {revision} ({label}) of `{name}` is live"},
-            what=f"the live pointer of '{name}'")
-
-    def _snapshot(self, names: Sequence[str], *,
-                  pointers: bool = True) -> dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]]:
-        """The deployment and live pointer (unless ``pointers`` is False) of each name, in a few requests
-        whatever the number of names."""
-        found: dict[str, tuple[dict[str, Any] | None, dict[str, Any] | None]] = {n: (None, None) for n in names}
-        unique = sorted(set(names))
-        if len(unique) == 1:
-            # One deployment: two direct reads beat three batched ones.
-            name = unique[0]
-            return {name: (self._deployment(name), self._live_pointer(name) if pointers else None)}
-        for start in range(0, len(unique), 100):
-            chunk = unique[start:start + 100]
-            deps: list[dict[str, Any]] = self.client.post_all("deployments/filter", {
-                "flows": {"name": {"any_": sorted({_split(n)[0] for n in chunk})}},
-                "deployments": {"name": {"any_": sorted({_split(n)[1] for n in chunk})}}},
-                what="the deployments to update")
-            flow_ids = sorted({d["flow_id"] for d in deps})
-            flows = self.client.post("flows/filter", {"flows": {"id": {"any_": flow_ids}}, "limit": 200}) \
-                if flow_ids else []
-            flow_names = {f["id"]: f["name"] for f in flows}
-            by_name = {f"{flow_names.get(d['flow_id'])}/{d['name']}": d for d in deps}
-            live = self.client.post("artifacts/latest/filter", {
-                "artifacts": {"key": {"any_": [live_key(n) for n in chunk]}}, "limit": 200}) if pointers else []
-            by_key = {a.get("key"): a.get("data") for a in live if isinstance(a.get("data"), dict)}
-            for name in chunk:
-                found[name] = (by_name.get(name), by_key.get(live_key(name)))
-        return found
+        return versions.get_version(self.records, name, version)
 
     def record_versions(self, pending: Sequence[PendingVersion]) -> list[RecordOutcome]:
         """Record versions on the server; if a write fails midway, restore what was live before.
@@ -307,391 +81,76 @@ class ServerRegistry:
         or a work pool is missing. Then every version record is written, then every deployment is updated;
         deployments are written in parallel, each in its own order.
         """
-        states: list[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]] = []
-        outcomes: dict[str, RecordOutcome] = {}
-        snapshot = self._snapshot([item.name for item in pending])
-        for item in pending:
-            existing, pointer = snapshot[item.name]
-            if not item.force:
-                same = bool(pointer and pointer.get("content_hash") == item.content_hash)
-                if item.promote and existing is not None and pointer and same:
-                    # Unchanged only if the deployment still holds the live version: one changed outside
-                    # flowdeck (or left by a deploy killed midway) is written again.
-                    if deployment_fields(existing) == recorded_fields(item.record, str(pointer.get("label"))):
-                        outcomes[item.name] = RecordOutcome(item.name, "unchanged",
-                                                            int(pointer.get("revision") or 0),
-                                                            str(pointer.get("label")), True)
-                        continue
-                    warnings.warn(FlowdeckWarning(
-                        f"deployment '{item.name}' on {self.description} does not hold its live version "
-                        f"(revision {pointer.get('revision')}): it was changed outside flowdeck (or by a deploy still "
-                        f"running); deploying it again",
-                        hint=f"`flowdeck deployment history {item.name}` shows the versions"), stacklevel=2)
-                if not item.promote:
-                    versions = self._versions_raw(item.name)
-                    last = versions[-1] if versions else None
-                    if last and (last.get("data") or {}).get("content_hash") == item.content_hash:
-                        live = bool(pointer and pointer.get("artifact_id") == last.get("id"))
-                        outcomes[item.name] = RecordOutcome(item.name, "unchanged", len(versions),
-                                                            str(last["data"].get("label")), live)
-                        continue
-            # Only a deployment that changes needs its pool (an unchanged redeploy costs reads only).
-            pool = (item.record.get("work_pool") or {}).get("name")
-            if pool and item.promote:
-                self._check_pool(str(pool), item.create_pool)
-            states.append((item, existing, pointer))
-        if not states:
-            return [outcomes[item.name] for item in pending]
-
-        # Record every version (not live yet); on failure remove what this call recorded.
-        def record(state: tuple[PendingVersion, Any, Any]) -> tuple[dict[str, Any], int]:
-            art = self._post_version(state[0])
-            return art, self._revision_of(state[0].name, art["id"])
-
-        recorded, error = _parallel(record, states)
-        posted = [(*state, result[0]) for state, result in zip(states, recorded, strict=True) if result is not None]
-        if error is not None:
-            self._forget(posted)
-            raise error
-        revisions = {state[0].name: result[1] for state, result in zip(states, recorded, strict=True) if result}
-        # The flows of new deployments, once each (an upsert on the name).
-        flow_ids: dict[str, str] = {}
-        try:
-            for item, existing, _pointer, _art in posted:
-                if existing is None and item.promote and item.flow_name not in flow_ids:
-                    flow = self.client.post("flows/", {"name": item.flow_name}, what=f"flow '{item.flow_name}'")
-                    flow_ids[item.flow_name] = str(flow["id"])
-        except RegistryError:
-            self._forget(posted)
-            raise
-
-        # Make them live; if any write fails, restore the previous live versions.
-        def make_live(entry: tuple[PendingVersion, Any, Any, dict[str, Any]]) -> bool:
-            item, existing, _pointer, art = entry
-            if item.promote:
-                self._apply(item.name, item.record, deployment_body(item, item.record, item.label), existing,
-                            art["id"], item.label, item.content_hash, revisions[item.name],
-                            flow_id=flow_ids.get(item.flow_name))
-            return True
-
-        applied, error = _parallel(make_live, posted)
-        if error is not None:
-            done = [(item, existing, pointer)
-                    for (item, existing, pointer, _art), ok in zip(posted, applied, strict=True) if ok and item.promote]
-            self._restore(done)
-            # The versions of a failed deploy were never live: leave no trace of them.
-            self._forget(posted)
-            raise error
-        settled = self._settle([(item.name, str(art["id"]), recorded_fields(item.record, item.label))
-                             for item, _existing, _pointer, art in posted if item.promote])
-        for item, existing, pointer, art in posted:
-            status = "created" if existing is None and pointer is None else "updated"
-            outcomes[item.name] = RecordOutcome(item.name, status, revisions[item.name], item.label,
-                                                item.promote and settled.get(item.name) == art["id"])
-        return [outcomes[item.name] for item in pending if item.name in outcomes]
-
-    def _settle(self, written: Sequence[tuple[str, str, str]]) -> dict[str, str | None]:
-        """After making versions live (``(name, artifact id, its fields)``): the version each deployment ends up
-        on, once the deployment and its live pointer agree (a concurrent deploy may have won).
-
-        Re-reading the deployments (one request for one, two batched ones per 100) checks them all: a deployment
-        that still holds what this process pointed at agrees with the pointer, or a later pointer write will be
-        checked by its own writer; only a deployment that holds another version costs more (:func:`converge`).
-        """
-        if not written:
-            return {}
-        snapshot = self._snapshot([name for name, _, _ in written], pointers=False)
-        settled: dict[str, str | None] = {}
-        for name, artifact_id, fields in written:
-            dep, _pointer = snapshot[name]
-            if dep is not None and deployment_fields(dep) == fields:
-                settled[name] = artifact_id
-                continue
-            settled[name] = converge(self, name, artifact_id, dep)
-            if settled[name] != artifact_id:
-                warn_overtaken(self, name, artifact_id, settled[name])
-        return settled
-
-    def _forget(self, posted: Sequence[tuple[Any, Any, Any, dict[str, Any]]]) -> None:
-        for *_, art in posted:
-            try:
-                self.client.delete(f"artifacts/{art['id']}")
-            except RegistryError:
-                pass
-
-    def _restore(self, done: Sequence[tuple[PendingVersion, dict[str, Any] | None, dict[str, Any] | None]]) -> None:
-        """Best effort: put back what was live before this deploy (the server may be gone)."""
-        for item, existing, pointer in reversed(done):
-            try:
-                if existing is None:
-                    now = self._deployment(item.name)
-                    if now is not None:
-                        self.client.delete(f"deployments/{now['id']}")
-                    continue
-                if pointer:
-                    self._make_live(item.name, str(pointer["artifact_id"]), existing)
-            except RegistryError:
-                continue
-
-    def _make_live(self, name: str, artifact_id: str, existing: Mapping[str, Any] | None) -> VersionRow:
-        versions = self._versions_raw(name)
-        for index, art in enumerate(versions):
-            if art.get("id") == artifact_id:
-                data = art.get("data") or {}
-                record = dict(data.get("record") or {})
-                label = str(data.get("label", ""))
-                current = existing if existing is not None else self._deployment(name)
-                pending = PendingVersion(
-                    name=name, flow_name=_split(name)[0], deployment_name=_split(name)[1], label=label,
-                    content_hash=str(data.get("content_hash", "")), record=record,
-                    version_info=dict(data.get("version_info") or {}),
-                    # Schedules, paused and the concurrency limit belong to the deployment: keep today's.
-                    schedules=[dict(s.get("schedule") or {}, active=s.get("active", True), slug=s.get("slug"))
-                               for s in (current or {}).get("schedules") or []],
-                    paused=bool((current or {}).get("paused", False)),
-                    concurrency_limit=_concurrency(current or {}))
-                self._apply(name, record, deployment_body(pending, record, label), current, artifact_id, label,
-                            pending.content_hash, index + 1)
-                now = self._settle([(name, artifact_id, recorded_fields(record, label))]).get(name)
-                return self._version_row(name, index + 1, art, now)
-        raise HistoryError(f"deployment '{name}' has no version {artifact_id}")
+        return recording.record_versions(self.records, self._pools, pending)
 
     def set_live(self, name: str, version: str | None, *, previous: bool = False) -> VersionRow:
         """Make a recorded version live by updating the deployment on the server."""
-        versions = self.list_versions(name)
-        full = versions[0].deployment if versions else self.find_deployment(name).name
-        live = next((v for v in versions if v.live), None)
-        if previous and version is None:
-            older = [v for v in versions if live is None or v.revision < live.revision]
-            if not older:
-                raise HistoryError(f"deployment '{full}' has no version before the live one "
-                                   f"({live.revision if live else '-'})", hint="see `flowdeck deployment history`")
-            target = older[-1]
-        else:
-            target = self.get_version(full, version)
-        raw = self._versions_raw(full)[target.revision - 1]
-        return self._make_live(full, str(raw["id"]), None)
+        return promote.set_live(self.records, name, version, previous=previous)
 
     def delete_deployment(self, name: str) -> str:
         """Remove the deployment from the server, with flowdeck's version records."""
-        row = self.find_deployment(name)
-        dep = self._deployment(row.name)
-        if dep is not None:
-            self.client.delete(f"deployments/{dep['id']}", what=f"deployment '{row.name}'")
-        for key in (history_key(row.name), live_key(row.name)):
-            for art in self.client.post("artifacts/filter", {"artifacts": {"key": {"any_": [key]}}, "limit": 200}):
-                self.client.delete(f"artifacts/{art['id']}")
-        return row.name
+        return recording.delete_deployment(self.records, name)
 
     def snapshot_references(self) -> list[SnapshotRef]:
         """The snapshots named by every version record on the server: one paginated read of all of them
         (not one per deployment), complete or a RegistryError."""
-        found: list[SnapshotRef] = []
-        for art in every_version_artifact(self.client):
-            data = art.get("data")
-            if isinstance(data, dict) and isinstance(data.get("record"), dict):
-                found.extend(refs_in_record(str(data.get("deployment") or art.get("key")),
-                                            str(data.get("label", "")), data["record"]))
-        return sorted(found)
+        return versions.snapshot_references(self.records)
 
-    # ---------------------------------------------------------------------------------------- runs
-
-    def _run_row(self, run: Mapping[str, Any], deployment: str | None = None) -> RunRow:
-        state = run.get("state") or {}
-        labels = run.get("labels") or {}
-        status = _STATUS.get(str(run.get("state_type") or state.get("type")), "running")
-        result = None
-        message = state.get("message")
-        if status == "completed" and message and message.startswith("result: "):
-            try:
-                result = json.loads(message[len("result: "):])
-            except ValueError:
-                result = message
-        return RunRow(str(run["id"]), deployment or str(labels.get("flowdeck.deployment", "")),
-                      int(labels.get("flowdeck.revision") or 0), run.get("name"), run.get("idempotency_key"),
-                      status, dict(run.get("parameters") or {}), result,
-                      message if status == "failed" else None, None,
-                      str(run.get("start_time") or run.get("created") or ""), run.get("end_time"))
+    # ----------------------------------------------------------------------------------------- runs
 
     def start_run(self, deployment: str, revision: int, parameters: dict[str, Any], run_name: str | None,
                   idempotency_key: str | None) -> tuple[RunRow, bool]:
         """Create a flow run of the deployment on the server, already RUNNING (no worker takes it)."""
-        dep = self._deployment(deployment)
-        if dep is None:
-            raise HistoryError(f"deployment '{deployment}' is not on {self.description}",
-                               hint="deploy it with `flowdeck deploy`")
-        label = next((v.label for v in self.list_versions(deployment) if v.revision == revision), "")
-        body: dict[str, Any] = {"parameters": parameters, "state": {"type": "RUNNING", "name": "Running"},
-                                "labels": {"flowdeck.deployment": deployment, "flowdeck.revision": str(revision),
-                                           "flowdeck.version": label}}
-        if run_name:
-            body["name"] = run_name
-        if idempotency_key:
-            body["idempotency_key"] = idempotency_key
-        run = self.client.post(f"deployments/{dep['id']}/create_flow_run", body,
-                               what=f"a run of deployment '{deployment}'",
-                               hint="check the parameters against the flow's signature")
-        # 201: a new run; 200: the idempotency key was used before and this is that run.
-        fresh = self.client.last_status == 201
-        row = self._run_row(run, deployment)
-        if fresh:
-            self._log(str(run["id"]), 20, f"flowdeck: running revision {revision} ({label}) of {deployment}")
-        return row, fresh
+        return runs.start_run(self.records, deployment, revision, parameters, run_name, idempotency_key)
 
     def send_run_logs(self, run_id: int | str, entries: Sequence[RunLog]) -> None:
         """POST the batch to ``/logs/`` as logs of the flow run: Prefect's UI shows them with the run."""
-        if entries:
-            self.client.post("logs/", [{"name": e.name, "level": e.level, "message": redact(e.message),
-                                        "timestamp": e.timestamp, "flow_run_id": str(run_id)} for e in entries],
-                             what=f"the logs of flow run {run_id}")
-
-    def _log(self, run_id: str, level: int, message: str) -> None:
-        self.client.post("logs/", [{"name": "flowdeck", "level": level, "message": redact(message),
-                                    "timestamp": _now(), "flow_run_id": run_id}])
+        runs.send_run_logs(self.client, run_id, entries)
 
     def finish_run(self, run_id: int | str, status: str, *, result: Any = None, error: str | None = None,
                    directory: str | None = None) -> RunRow:
         """Report the final state (and the error, as a log) of a run on the server."""
-        run_id = str(run_id)
-        if error:
-            self._log(run_id, 40, error)
-        else:
-            self._log(run_id, 20, f"flowdeck: run {status}")
-        message = error if status != "completed" else "result: " + json.dumps(result, default=str)[:2000]
-        self.client.post(f"flow_runs/{run_id}/set_state",
-                         {"state": {"type": _STATE.get(status, "FAILED"), "message": redact(message or "")},
-                          "force": True}, what=f"the state of flow run {run_id}")
-        run = self.client.get(f"flow_runs/{run_id}")
-        row = self._run_row(run)
-        return RunRow(row.id, row.deployment, row.revision, row.run_name, row.idempotency_key, row.status,
-                      row.parameters, row.result, row.error, directory, row.started_at, row.ended_at)
+        return runs.finish_run(self.client, run_id, status, result=result, error=error, directory=directory)
 
     def list_runs(self, deployment: str | None = None, limit: int = 50) -> list[RunRow]:
         """The most recent flow runs (of one deployment), newest first."""
-        body: dict[str, Any] = {"limit": limit, "sort": "ID_DESC"}
-        name = None
-        if deployment:
-            name = self.find_deployment(deployment).name
-            dep = self._deployment(name)
-            if dep is None:
-                return []
-            body["deployments"] = {"id": {"any_": [dep["id"]]}}
-        runs = self.client.post("flow_runs/filter", body, what="flow runs")
-        return [self._run_row(r, name) for r in runs]
+        return runs.list_runs(self.records, deployment, limit)
 
-    # -------------------------------------------------------------------------------------- blocks
-
-    def _register(self, type_slug: str, doc: Mapping[str, Any]) -> dict[str, Any]:
-        data = dict(doc.get("data") or {})
-        register_block_secrets(BLOCK_TYPES.get(type_slug), data)
-        fields = ((doc.get("block_schema") or {}).get("fields") or {})
-        for path in fields.get("secret_fields") or []:
-            value: Any = data
-            for part in str(path).split("."):
-                value = value.get(part) if isinstance(value, Mapping) else None
-            if isinstance(value, str | int | float):
-                register_secret(value)
-            elif isinstance(value, Mapping):
-                register_block_secrets(None, value)
-        return data
+    # --------------------------------------------------------------------------------------- blocks
 
     def find_block(self, type_slug: str, name: str, *,
                    environ: Mapping[str, str] | None = None) -> BlockRecord | None:
         """``FLOWDECK_BLOCK__*`` first, then the server's block document with its secrets."""
-        env = os.environ if environ is None else environ
-        record = _from_env(type_slug, name, env)
-        if record is not None:
-            return record
-        doc = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}",
-                                      params={"include_secrets": "true"})
-        if not isinstance(doc, dict):
-            return None
-        return BlockRecord(type_slug, name, self._register(type_slug, doc), "server", doc.get("updated"))
+        return blocks.find_block(self.client, type_slug, name, environ=environ)
 
     def save_block(self, type_slug: str, name: str, data: Mapping[str, Any], *,
                    overwrite: bool = False) -> BlockRecord:
         """Create (or replace) a block document with the server's latest schema of its type."""
-        register_block_secrets(BLOCK_TYPES.get(type_slug), data)
-        check_block_name(name)
-        known = BLOCK_TYPES.get(type_slug)
-        clean = validate_block(known, data) if known is not None else dict(data)
-        block_type = self.client.get(f"block_types/slug/{type_slug}", what=f"block type '{type_slug}'",
-                                     hint="`prefect block type ls` lists the types the server knows")
-        schemas = self.client.post("block_schemas/filter", {
-            "block_schemas": {"block_type_id": {"any_": [block_type["id"]]}}, "limit": 1})
-        if not schemas:
-            raise RegistryError(f"the server has no schema for block type '{type_slug}'",
-                                hint="register the type with `prefect block register`")
-        existing = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}")
-        what = f"block {type_slug}/{name}"
-        if isinstance(existing, dict):
-            if not overwrite:
-                raise StoreError(f"block {type_slug}/{name} already exists on {self.description}",
-                                 hint="add --overwrite to replace it")
-            self.client.patch(f"block_documents/{existing['id']}",
-                              {"data": clean, "merge_existing_data": False, "block_schema_id": schemas[0]["id"]},
-                              what=what)
-        else:
-            self.client.post("block_documents/", {"name": name, "data": clean, "block_schema_id": schemas[0]["id"],
-                                                  "block_type_id": block_type["id"]}, what=what)
-        return BlockRecord(type_slug, name, clean, "server")
+        return blocks.save_block(self.client, self.description, type_slug, name, data, overwrite=overwrite)
 
     def list_blocks(self, type_slug: str | None = None, *,
                     environ: Mapping[str, str] | None = None) -> list[BlockRecord]:
         """The server's named block documents (secrets masked by the server), and the environment's."""
-        env = os.environ if environ is None else environ
-        body: dict[str, Any] = {"block_documents": {"is_anonymous": {"eq_": False}}, "limit": 200}
-        if type_slug:
-            body["block_types"] = {"slug": {"any_": [type_slug]}}
-        docs = self.client.post("block_documents/filter", body, what="block documents")
-        records = {}
-        for doc in docs:
-            slug = (doc.get("block_type") or {}).get("slug", "?")
-            records[(slug, doc["name"])] = BlockRecord(slug, doc["name"], dict(doc.get("data") or {}), "server",
-                                                       doc.get("updated"))
-        for slug, name in _env_blocks(env):
-            if type_slug is None or slug == type_slug:
-                record = _from_env(slug, name, env)
-                if record is not None:
-                    records[(slug, name)] = record
-        return sorted(records.values(), key=lambda r: (r.type_slug, r.name))
+        return blocks.list_blocks(self.client, type_slug, environ=environ)
 
     def delete_block(self, type_slug: str, name: str) -> None:
         """Remove a block document from the server."""
-        doc = self.client.get_or_none(f"block_types/slug/{type_slug}/block_documents/name/{name}")
-        if not isinstance(doc, dict):
-            raise StoreError(f"no block {type_slug}/{name} on {self.description}",
-                             hint="`flowdeck block ls` lists the blocks")
-        self.client.delete(f"block_documents/{doc['id']}", what=f"block {type_slug}/{name}")
+        blocks.delete_block(self.client, self.description, type_slug, name)
 
-    # ----------------------------------------------------------------------------------- variables
+    # ------------------------------------------------------------------------------------ variables
 
     def set_variable(self, name: str, value: Any) -> Variable:
         """Create or replace a variable on the server."""
-        _check_name(name)
-        what = f"variable '{name}'"
-        if self.client.get_or_none(f"variables/name/{name}") is None:
-            self.client.post("variables/", {"name": name, "value": copy.deepcopy(value)}, what=what,
-                             hint="a variable's value must be JSON under 5,000 characters")
-        else:
-            self.client.patch(f"variables/name/{name}", {"value": copy.deepcopy(value)}, what=what,
-                              hint="a variable's value must be JSON under 5,000 characters")
-        return Variable(name, value)
+        return variables.set_variable(self.client, name, value)
 
     def get_variable(self, name: str) -> Variable | None:
         """A variable from the server, or None."""
-        var = self.client.get_or_none(f"variables/name/{name}")
-        return Variable(name, var.get("value"), var.get("updated")) if isinstance(var, dict) else None
+        return variables.get_variable(self.client, name)
 
     def list_variables(self) -> list[Variable]:
         """Every variable on the server."""
-        found = self.client.post("variables/filter", {"limit": 200, "sort": "NAME_ASC"}, what="variables")
-        return [Variable(v["name"], v.get("value"), v.get("updated")) for v in found]
+        return variables.list_variables(self.client)
 
     def delete_variable(self, name: str) -> None:
         """Remove a variable from the server."""
-        try:
-            self.client.delete(f"variables/name/{name}", what=f"variable '{name}'")
-        except RegistryNotFound:
-            raise StoreError(f"no variable {name!r} on {self.description}",
-                             hint="`flowdeck variable ls` lists the variables") from None
+        variables.delete_variable(self.client, self.description, name)
