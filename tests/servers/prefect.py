@@ -25,9 +25,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 AUTH_USER = "flowdeck"
 
 
+# Read once at import: the test-wide isolation scrubs FLOWDECK_* variables before each test runs.
+_VENV = Path(os.environ.get("FLOWDECK_PREFECT_VENV") or REPO_ROOT / ".prefect-venv")
+
+
 def prefect_venv() -> Path:
     """Where the Prefect used by the tests is installed."""
-    return Path(os.environ.get("FLOWDECK_PREFECT_VENV") or REPO_ROOT / ".prefect-venv")
+    return _VENV
 
 
 def prefect_bin() -> Path:

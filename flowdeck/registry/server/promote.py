@@ -22,9 +22,13 @@ __all__ = ["make_live", "restore", "set_live", "settle", "write_live"]
 
 
 def write_live(records: ServerRecords, name: str, body: dict[str, Any], existing: Mapping[str, Any] | None,
-               artifact_id: str, label: str, content_hash: str, revision: int, *, flow_id: str | None = None) -> None:
+               artifact_id: str, label: str, content_hash: str, revision: int | None, *,
+               flow_id: str | None = None) -> None:
     """Make one version live: write the deployment (``body``, created if ``existing`` is None), then move the
-    live pointer to it. ``flow_id`` saves the flow's upsert when the caller already made it."""
+    live pointer to it. ``flow_id`` saves the flow's upsert when the caller already made it.
+
+    ``revision`` None (a version just recorded) is counted here, after the deployment write: counted at once,
+    a concurrent deploy's version stamped earlier but stored later would be missing from the count."""
     flow, dep = split_name(name)
     what = f"deployment '{name}'"
     if existing is None:
@@ -33,6 +37,8 @@ def write_live(records: ServerRecords, name: str, body: dict[str, Any], existing
         records.client.post("deployments/", {"name": dep, "flow_id": flow_id, **body}, what=what)
     else:
         records.client.patch(f"deployments/{existing['id']}", body, what=what)
+    if revision is None:
+        revision = records.revision_of(name, artifact_id)
     records.point(name, artifact_id, label, content_hash, revision)
 
 

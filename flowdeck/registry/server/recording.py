@@ -125,17 +125,15 @@ def record_versions(records: ServerRecords, pools: WorkPools, pending: Sequence[
         return [outcomes[item.name] for item in pending]
 
     # Record every version (not live yet); on failure remove what this call recorded.
-    def record(state: _State) -> tuple[dict[str, Any], int]:
-        art = _post_version(records, state[0])
-        return art, records.revision_of(state[0].name, art["id"])
+    def record(state: _State) -> dict[str, Any]:
+        return _post_version(records, state[0])
 
     recorded, error = _parallel(record, states)
-    posted: list[_Posted] = [(*state, result[0]) for state, result in zip(states, recorded, strict=True)
+    posted: list[_Posted] = [(*state, result) for state, result in zip(states, recorded, strict=True)
                              if result is not None]
     if error is not None:
         _forget(records, posted)
         raise error
-    revisions = {state[0].name: result[1] for state, result in zip(states, recorded, strict=True) if result}
     # The flows of new deployments, once each (an upsert on the name).
     flow_ids: dict[str, str] = {}
     try:
@@ -151,7 +149,7 @@ def record_versions(records: ServerRecords, pools: WorkPools, pending: Sequence[
         item, existing, _pointer, art = entry
         if item.promote:
             write_live(records, item.name, deployment_body(item, item.record, item.label), existing,
-                       art["id"], item.label, item.content_hash, revisions[item.name],
+                       art["id"], item.label, item.content_hash, None,
                        flow_id=flow_ids.get(item.flow_name))
         return True
 
@@ -165,9 +163,13 @@ def record_versions(records: ServerRecords, pools: WorkPools, pending: Sequence[
         raise error
     settled = settle(records, [(item.name, str(art["id"]), recorded_fields(item.record, item.label))
                                for item, _existing, _pointer, art in posted if item.promote])
+    # The numbers again, now: the server stamps a version's creation time before it waits for its database
+    # lock, so a concurrent deploy's version stamped earlier can be stored after this one was counted (and
+    # come before it in every later count). By now, several round trips later, it is stored.
+    revisions = records.revisions({item.name: str(art["id"]) for item, _e, _p, art in posted})
     for item, existing, pointer, art in posted:
         status = "created" if existing is None and pointer is None else "updated"
-        outcomes[item.name] = RecordOutcome(item.name, status, revisions[item.name], item.label,
+        outcomes[item.name] = RecordOutcome(item.name, status, revisions.get(item.name, 0), item.label,
                                             item.promote and settled.get(item.name) == art["id"])
     return [outcomes[item.name] for item in pending if item.name in outcomes]
 

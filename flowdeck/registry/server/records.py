@@ -71,6 +71,27 @@ class ServerRecords:
         versions = self.versions(name)
         return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), len(versions))
 
+    def revisions(self, artifacts: Mapping[str, str]) -> dict[str, int]:
+        """The revision number of each version artifact (``name -> artifact id``), read together (one paged
+        read whatever the number of names); a name whose artifact is not found is left out."""
+        if not artifacts:
+            return {}
+        keys = {history_key(name): name for name in artifacts}
+        found: list[dict[str, Any]] = self.client.post_all("artifacts/filter", {
+            "artifacts": {"key": {"any_": sorted(keys)}}, "sort": "CREATED_DESC"},
+            what="the version histories just written")
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        for art in found:
+            if art.get("key") in keys:
+                by_name.setdefault(keys[str(art["key"])], []).append(art)
+        numbers: dict[str, int] = {}
+        for name, arts in by_name.items():
+            arts.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))  # as versions() orders them
+            number = next((i + 1 for i, a in enumerate(arts) if a.get("id") == artifacts[name]), None)
+            if number is not None:
+                numbers[name] = number
+        return numbers
+
     def live_pointer(self, name: str) -> dict[str, Any] | None:
         """The data of ``name``'s live pointer (``artifact_id``, ``label``, ...), or None when it has none."""
         art = self.client.get_or_none(f"artifacts/{live_key(name)}/latest")
