@@ -14,6 +14,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -196,29 +198,16 @@ def _wait_for_state(client: PrefectClient, run_id: str, want: str, timeout: floa
         time.sleep(0.3)
 
 
-def test_cancelling_from_the_ui_a_run_a_prefect_worker_launched(
-    server: PrefectServer, client: PrefectClient, worker_python: Path, project: Path, tmp_path: Path
-) -> None:
-    uid = secrets.token_hex(4)
-    pid_file = tmp_path / "pid"
-    pool = _deploy(project, uid, pid_file)
-    run_id = _new_run(client, "sleepy", f"sleepy-{uid}")
+@contextmanager
+def _process_worker(worker_python: Path, pool: str, server: PrefectServer,
+                    tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """A real ``prefect worker start --type process`` on ``pool``; its whole session is stopped on exit."""
     worker = subprocess.Popen(
         [str(worker_python), "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
         cwd=tmp_path, env=_worker_env(server, tmp_path / "prefect-home"), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        child = _wait_for(pid_file, worker, timeout=180)
-        flow = int((tmp_path / "pid.flow").read_text())
-        infrastructure = str(client.get(f"flow_runs/{run_id}").get("infrastructure_pid") or "")
-        # What the UI's Cancel button does.
-        client.post(f"flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"},
-                                                      "force": True})
-        state = _wait_for_state(client, run_id, "CANCELLED")
-        gone = {name: _gone(pid, timeout=60) for name, pid in (("flow", flow), ("child", child))}
-        execute_pid = int(infrastructure.rpartition(":")[2]) if infrastructure else None
-        execute_gone = execute_pid is None or _gone(execute_pid, timeout=60)
-        time.sleep(3)  # let the worker report what it saw of the process's exit
+        yield worker
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         try:
@@ -226,6 +215,31 @@ def test_cancelling_from_the_ui_a_run_a_prefect_worker_launched(
         except subprocess.TimeoutExpired:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(10)
+
+
+def _cancel_from_the_ui(client: PrefectClient, run_id: str) -> dict[str, Any]:
+    """What the UI's Cancel button does; the run's state once it is CANCELLED (or the wait ran out)."""
+    client.post(f"flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"},
+                                                  "force": True})
+    return _wait_for_state(client, run_id, "CANCELLED")
+
+
+def test_cancelling_from_the_ui_a_run_a_prefect_worker_launched(
+    server: PrefectServer, client: PrefectClient, worker_python: Path, project: Path, tmp_path: Path
+) -> None:
+    uid = secrets.token_hex(4)
+    pid_file = tmp_path / "pid"
+    pool = _deploy(project, uid, pid_file)
+    run_id = _new_run(client, "sleepy", f"sleepy-{uid}")
+    with _process_worker(worker_python, pool, server, tmp_path) as worker:
+        child = _wait_for(pid_file, worker, timeout=180)
+        flow = int((tmp_path / "pid.flow").read_text())
+        infrastructure = str(client.get(f"flow_runs/{run_id}").get("infrastructure_pid") or "")
+        state = _cancel_from_the_ui(client, run_id)
+        gone = {name: _gone(pid, timeout=60) for name, pid in (("flow", flow), ("child", child))}
+        execute_pid = int(infrastructure.rpartition(":")[2]) if infrastructure else None
+        execute_gone = execute_pid is None or _gone(execute_pid, timeout=60)
+        time.sleep(3)  # let the worker report what it saw of the process's exit
     output = worker.stdout.read() if worker.stdout else ""
     assert state["type"] == "CANCELLED", output
     assert gone == {"flow": True, "child": True}, output
@@ -257,24 +271,11 @@ deployments:
     deployed = run_cli("deploy", "--runner", "flowdeck", "--create-pool", cwd=project)
     assert deployed.code == 0, deployed.output
     run_id = _new_run(client, "mark", f"slow-pull-{uid}")
-    worker = subprocess.Popen(
-        [str(worker_python), "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-        cwd=tmp_path, env=_worker_env(server, tmp_path / "prefect-home"), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
+    with _process_worker(worker_python, pool, server, tmp_path) as worker:
         pulling = _wait_for(pid_file, worker, timeout=180)  # the pull step's `sleep` is running
-        client.post(f"flow_runs/{run_id}/set_state", {"state": {"type": "CANCELLING", "name": "Cancelling"},
-                                                      "force": True})
-        state = _wait_for_state(client, run_id, "CANCELLED")
+        state = _cancel_from_the_ui(client, run_id)
         pull_gone = _gone(pulling, timeout=60)
         time.sleep(3)  # let the worker report what it saw of the process's exit
-    finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait(10)
     output = worker.stdout.read() if worker.stdout else ""
     assert state["type"] == "CANCELLED", output
     assert pull_gone, "the pull step's process survived the cancellation"

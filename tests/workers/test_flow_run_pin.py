@@ -43,9 +43,16 @@ def _write(project: Path, uid: str, s3: S3Server, bucket: str, text: str, step_n
     })
 
 
-def _deploy(project: Path, s3: S3Server, *extra: str) -> None:
-    deployed = run_cli("deploy", "--all", "--runner", "flowdeck", "--create-pool", *extra, cwd=project,
-                       env=_aws_env(s3))
+def _new_bucket(s3: S3Server) -> tuple[str, str]:
+    """A test's unique id and a new bucket named after it."""
+    uid = secrets.token_hex(4)
+    s3.client().create_bucket(Bucket=f"pin-{uid}")
+    return uid, f"pin-{uid}"
+
+
+def _deploy(project: Path, s3: S3Server, *extra: str, create_pool: bool = True) -> None:
+    pool = ("--create-pool",) if create_pool else ()
+    deployed = run_cli("deploy", "--all", "--runner", "flowdeck", *pool, *extra, cwd=project, env=_aws_env(s3))
     assert deployed.code == 0, deployed.output
 
 
@@ -68,9 +75,7 @@ def test_flow_run_execute_after_a_rollback_runs_the_rolled_back_code(
     server: PrefectServer, client: PrefectClient, worker_s3: S3Server, project: Path, tmp_path: Path,
     step_names: str
 ) -> None:
-    uid = secrets.token_hex(4)
-    bucket = f"pin-{uid}"
-    worker_s3.client().create_bucket(Bucket=bucket)
+    uid, bucket = _new_bucket(worker_s3)
     extra = ("--pull-steps", "flowdeck") if step_names == "flowdeck" else ()
     _write(project, uid, worker_s3, bucket, "code of version one", step_names)
     _deploy(project, worker_s3, *extra)
@@ -102,9 +107,7 @@ def test_prefects_runner_pulls_the_rolled_back_code_with_flowdecks_step(
     server: PrefectServer, client: PrefectClient, worker_s3: S3Server, worker_python: Path, project: Path,
     tmp_path: Path
 ) -> None:
-    uid = secrets.token_hex(4)
-    bucket = f"pin-{uid}"
-    worker_s3.client().create_bucket(Bucket=bucket)
+    uid, bucket = _new_bucket(worker_s3)
     for text in ("code of version one", "code of version two"):
         _write(project, uid, worker_s3, bucket, text, "prefect")
         _deploy(project, worker_s3, "--pull-steps", "flowdeck")
@@ -143,15 +146,12 @@ def test_docker_and_kubernetes_pools_take_the_pin(
 ) -> None:
     # The pin is a job variable those pools' templates do not name: the server must keep it on the
     # deployment and accept flow runs of it, and the command a container runs must find it there.
-    uid = secrets.token_hex(4)
-    bucket = f"pin-{uid}"
-    worker_s3.client().create_bucket(Bucket=bucket)
+    uid, bucket = _new_bucket(worker_s3)
     client.post("work_pools/", {"name": f"pool-{uid}", "type": pool_type,
                                 "base_job_template": _default_template(pool_type)})
     for text in ("code of version one", "code of version two"):
         _write(project, uid, worker_s3, bucket, text, "prefect")
-        deployed = run_cli("deploy", "--all", "--runner", "flowdeck", cwd=project, env=_aws_env(worker_s3))
-        assert deployed.code == 0, deployed.output
+        _deploy(project, worker_s3, create_pool=False)  # the pool above, with its template
     rolled = run_cli("deployment", "rollback", f"hello/pinned-{uid}", cwd=project)
     assert rolled.code == 0, rolled.output
     dep = client.get(f"deployments/name/hello/pinned-{uid}")
