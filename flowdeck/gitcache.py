@@ -127,24 +127,28 @@ def _repair(path: Path) -> None:
             item.unlink(missing_ok=True)
 
 
+def _head(git_dir: Path) -> str | None:
+    """The text of ``git_dir``'s HEAD file, or None when it cannot be read."""
+    try:
+        return (git_dir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
 def _looks_like_git_dir(path: Path) -> bool:
     """Git's own test of a repository directory (``is_git_directory``: ``objects/``, ``refs/`` and a
     ``HEAD`` holding a ref or a sha), without starting a git: this runs before every clone from the cache."""
     if not (path / "objects").is_dir() or not (path / "refs").is_dir():
         return False
-    try:
-        head = (path / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return False
-    return head.startswith("ref: refs/") or bool(_HEX.fullmatch(head))
+    head = _head(path)
+    return head is not None and (head.startswith("ref: refs/") or bool(_HEX.fullmatch(head)))
 
 
 def _head_resolves(path: Path) -> bool:
     """``git rev-parse --verify HEAD`` succeeds: HEAD names a sha, or a branch that exists (read from the
     files, which a warm fetch of the default branch asks after every fetch; git itself for reftables)."""
-    try:
-        head = (path / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
+    head = _head(path)
+    if head is None:
         return False
     if (path / "reftable").exists() or not head.startswith("ref: "):
         return git_output(["--git-dir", str(path), "rev-parse", "--verify", "--quiet", "HEAD"]) is not None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowdeck.errors import FlowdeckWarning
 from flowdeck.registry.server.payload import VERSION_FIELDS, version_fields
+from flowdeck.registry.server.records import revision_in
 
 if TYPE_CHECKING:
     from flowdeck.registry.server.records import ServerRecords
@@ -80,10 +81,6 @@ def held_version(dep: Mapping[str, Any], versions: Sequence[Mapping[str, Any]],
     return matching[-1]
 
 
-def _revision(versions: Sequence[Mapping[str, Any]], artifact_id: str | None) -> int | None:
-    return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), None)
-
-
 def live_id(dep: Mapping[str, Any] | None, versions: Sequence[Mapping[str, Any]],
             pointer: Mapping[str, Any] | None) -> str | None:
     """The live version's artifact id: the one the deployment holds, else the one the pointer names."""
@@ -111,7 +108,7 @@ def converge(records: ServerRecords, name: str, pointed: str, dep: Mapping[str, 
         held = held_version(dep, versions, prefer=(pointed,))
         if held is None or held == pointed:
             return held
-        revision = _revision(versions, held) or len(versions)
+        revision = revision_in(versions, held) or len(versions)
         data = next(a.get("data") or {} for a in versions if a.get("id") == held)
         records.point(name, held, str(data.get("label", "")), str(data.get("content_hash", "")), revision)
         pointed, dep = held, records.deployment(name)
@@ -121,13 +118,13 @@ def converge(records: ServerRecords, name: str, pointed: str, dep: Mapping[str, 
 def warn_overtaken(records: ServerRecords, name: str, mine: str, settled: str | None) -> None:
     """Say that a version this process made live is not the live one any more, and which is."""
     versions = records.versions(name)
-    ours = _revision(versions, mine)
+    ours = revision_in(versions, mine)
     promote = f"`flowdeck deployment promote {name} --to {ours}` makes it live" if ours else ""
     if settled is None:
         message = (f"deployment '{name}' on {records.description} was changed outside flowdeck while this "
                    f"version was being made live: it holds none of flowdeck's versions")
     else:
-        message = (f"a concurrent deploy of '{name}' made revision {_revision(versions, settled)} live after this "
+        message = (f"a concurrent deploy of '{name}' made revision {revision_in(versions, settled)} live after this "
                    f"one (revision {ours}, recorded but not live)")
     warnings.warn(FlowdeckWarning(message, hint=promote or None), stacklevel=2)
 
@@ -141,7 +138,7 @@ def warn_drift(records: ServerRecords, name: str, dep: Mapping[str, Any] | None,
     held = held_version(dep, versions, prefer=(named,))
     if held == named:
         return
-    pointed = _revision(versions, named)
+    pointed = revision_in(versions, named)
     if held is None:
         warnings.warn(FlowdeckWarning(
             f"deployment '{name}' on {records.description} was changed outside flowdeck (by `prefect deploy` "
@@ -149,7 +146,7 @@ def warn_drift(records: ServerRecords, name: str, dep: Mapping[str, Any] | None,
             hint=f"`flowdeck deployment show {name} --version 0` shows what it holds; `flowdeck deployment "
                  f"promote {name} --to {pointed}` writes revision {pointed} back"), stacklevel=2)
         return
-    holds = _revision(versions, held)
+    holds = revision_in(versions, held)
     warnings.warn(FlowdeckWarning(
         f"deployment '{name}' on {records.description} holds revision {holds}, but flowdeck's live pointer "
         f"names revision {pointed} (a deploy stopped between its two writes, or one still running?): revision "

@@ -16,7 +16,8 @@ from flowdeck.registry.server.client import PrefectClient
 from flowdeck.registry.server.payload import history_key, live_key
 from flowdeck.registry.server.scan import VERSION_TYPE
 
-__all__ = ["DeploymentState", "ServerRecords", "concurrency_of", "split_name", "utc_now"]
+__all__ = ["DeploymentState", "ServerRecords", "concurrency_of", "oldest_first", "revision_in", "split_name",
+           "utc_now"]
 
 #: A deployment and its live pointer, either None when the server has none.
 DeploymentState = tuple[dict[str, Any] | None, dict[str, Any] | None]
@@ -25,6 +26,18 @@ DeploymentState = tuple[dict[str, Any] | None, dict[str, Any] | None]
 def utc_now() -> str:
     """Now, as the server writes its timestamps (for version records and log lines)."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def oldest_first(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Version artifacts in revision order (sorted in place, and returned): creation order, ties broken by
+    id, so concurrent deploys never share or lose a revision number."""
+    versions.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))
+    return versions
+
+
+def revision_in(versions: Sequence[Mapping[str, Any]], artifact_id: str | None) -> int | None:
+    """The revision number of ``artifact_id`` among ``versions`` (oldest first), or None."""
+    return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), None)
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -62,14 +75,12 @@ class ServerRecords:
         found: list[dict[str, Any]] = self.client.post_all("artifacts/filter", {
             "artifacts": {"key": {"any_": [history_key(name)]}}, "sort": "CREATED_DESC"},
             what=f"the version history of '{name}'")
-        # Creation order, ties broken by id: concurrent deploys never share or lose a revision number.
-        found.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))
-        return found
+        return oldest_first(found)
 
     def revision_of(self, name: str, artifact_id: str) -> int:
         """The revision number of a version artifact of ``name`` (the last one if it is not found)."""
         versions = self.versions(name)
-        return next((i + 1 for i, a in enumerate(versions) if a.get("id") == artifact_id), len(versions))
+        return revision_in(versions, artifact_id) or len(versions)
 
     def revisions(self, artifacts: Mapping[str, str]) -> dict[str, int]:
         """The revision number of each version artifact (``name -> artifact id``), read together (one paged
@@ -86,8 +97,7 @@ class ServerRecords:
                 by_name.setdefault(keys[str(art["key"])], []).append(art)
         numbers: dict[str, int] = {}
         for name, arts in by_name.items():
-            arts.sort(key=lambda a: (a.get("created") or "", a.get("id") or ""))  # as versions() orders them
-            number = next((i + 1 for i, a in enumerate(arts) if a.get("id") == artifacts[name]), None)
+            number = revision_in(oldest_first(arts), artifacts[name])
             if number is not None:
                 numbers[name] = number
         return numbers
