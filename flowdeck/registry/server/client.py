@@ -26,7 +26,6 @@ import json
 import random
 import re
 import ssl
-import sys
 import threading
 import time
 import uuid
@@ -35,19 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-if "httpx" not in sys.modules:
-    # httpx's package imports its optional command line (click, rich, pygments: about 0.1 s) whenever they
-    # happen to be installed; flowdeck never calls it, and every `flowdeck flow-run execute` would pay.
-    sys.modules["httpx._main"] = None  # type: ignore[assignment]
-    try:
-        import httpx
-    finally:
-        del sys.modules["httpx._main"]  # a later `import httpx._main` works as usual
-else:
-    import httpx
-
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
+from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent, Response
 
 __all__ = ["PAGE", "SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
 
@@ -62,11 +51,12 @@ def safe_url(url: str) -> str:
     """``url`` without user-info (``https://user:pass@host`` -> ``https://host``), for messages."""
     try:
         parts = urlsplit(url)
-    except ValueError:
+        port = parts.port
+    except ValueError:  # malformed, or a port out of range
         return "(invalid URL)"
     host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
+    if port:
+        host += f":{port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
@@ -103,7 +93,7 @@ class ServerConfig:
             register_secret(parts.password)
 
 
-def _detail(response: httpx.Response) -> Any:
+def _detail(response: Response) -> Any:
     try:
         body = response.json()
     except ValueError:
@@ -138,14 +128,20 @@ def _idempotent(method: str, path: str) -> bool:
     if method in {"GET", "DELETE", "PUT", "PATCH"}:
         return True
     return method == "POST" and _IDEMPOTENT_POST.search(path.strip("/")) is not None
+
+
 @functools.cache
-def _tls_context(https: bool) -> ssl.SSLContext:
-    """One TLS context per process (loading the CA bundle costs ~30 ms, and a flow run opens three clients)."""
-    if https:
-        return httpx.create_ssl_context(trust_env=False)
-    # A plain-http server needs no CA bundle; this context loads none, so it could never make a TLS
-    # connection unverified: it would refuse it.
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process (loading the CA bundle costs ~30 ms, and a flow run opens three clients).
+
+    certifi's bundle where it is installed (what httpx, and so Prefect's own client, trusts), else the
+    system's store (which also honours SSL_CERT_FILE and SSL_CERT_DIR). A plain-http server needs none.
+    """
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
 
 
 class PrefectClient:
@@ -166,8 +162,13 @@ class PrefectClient:
         self._version_checked = version_checked
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
-        self._http = httpx.Client(base_url=base, headers={"Accept": "application/json", **config.headers()},
-                                  timeout=timeout, trust_env=False, verify=_tls_context(base.startswith("https:")))
+        try:
+            self._http = HttpTransport(base, {"Accept": "application/json", **config.headers()}, timeout,
+                                       _tls_context() if base.startswith("https:") else None)
+        except ValueError as exc:
+            raise RegistryError(f"{config.source} is not a usable URL ({redact(str(exc))}): {safe_url(config.url)}",
+                                hint=f"set {config.source} to the server's API, e.g. http://127.0.0.1:4200/api"
+                                ) from None
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -186,7 +187,7 @@ class PrefectClient:
         """The server's URL without credentials."""
         return safe_url(self.config.url)
 
-    def _send(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> httpx.Response:
+    def _send(self, method: str, path: str, body: Any, params: Mapping[str, Any] | None) -> Response:
         if self._unreachable is not None:
             # The server was already given up on: fail at once instead of waiting through every retry again
             # (a clean-up after a lost server would otherwise take minutes).
@@ -197,12 +198,11 @@ class PrefectClient:
             headers = dict(self._csrf) if method != "GET" else {}
             try:
                 self.requests += 1
-                response = self._http.request(method, path.lstrip("/"), json=body, params=params, headers=headers)
-            except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError,
-                    httpx.TimeoutException) as exc:
+                response = self._http.request(method, path, json_body=body, params=params, headers=headers)
+            except (NotSent, Interrupted) as exc:
                 # A refused connection never reached the server: safe to retry any method. Other
                 # failures may have been applied, so only idempotent methods are retried.
-                never_sent = isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                never_sent = isinstance(exc, NotSent)
                 # A server that refuses connections is down, not busy: a few quick tries only.
                 limit = min(self.retries, 3) if never_sent else self.retries
                 if attempt < limit and (never_sent or _idempotent(method, path)):

@@ -1,0 +1,166 @@
+"""The server client's HTTP transport against a real HTTP server on loopback (the standard library's)."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.connections = 0
+        self.seen: list[dict[str, Any]] = []
+        self.close_idle_after: float | None = None  # close a kept-alive connection idle this long
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.connections += 1
+        if self.server.close_idle_after is not None:
+            self.request.settimeout(self.server.close_idle_after)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.server.seen.append({"method": self.command, "path": self.path, "body": body,
+                                 "headers": dict(self.headers)})
+        if self.path.startswith("/api/hangup"):
+            self.close_connection = True
+            return  # no answer at all
+        payload = json.dumps({"path": self.path, "method": self.command}).encode()
+        gzipped = self.path.startswith("/api/gzip")
+        if gzipped:
+            payload = gzip.compress(payload)
+        self.send_response(201 if self.command == "POST" else 200)
+        self.send_header("Content-Type", "application/json")
+        if gzipped:
+            self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except TimeoutError:
+            self.close_connection = True  # the idle keep-alive timeout: close, as uvicorn does
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _Server()
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _transport(srv: _Server, **headers: str) -> HttpTransport:
+    return HttpTransport(f"http://127.0.0.1:{srv.server_address[1]}/api/", headers, 5.0, None)
+
+
+def test_requests_share_one_kept_alive_connection(server: _Server) -> None:
+    http = _transport(server, Accept="application/json")
+    first = http.request("GET", "flows/x")
+    second = http.request("POST", "/flows/filter", json_body={"limit": 2, "name": "é"})
+    assert (first.status_code, first.json()) == (200, {"path": "/api/flows/x", "method": "GET"})
+    assert second.status_code == 201 and server.connections == 1
+    sent = server.seen[1]
+    assert json.loads(sent["body"]) == {"limit": 2, "name": "é"}
+    assert sent["headers"]["Content-Type"] == "application/json" and sent["headers"]["Accept"] == "application/json"
+    http.close()
+
+
+def test_a_connection_the_server_closed_while_idle_is_not_reused(server: _Server) -> None:
+    # A request written to a connection the server has closed would fail after it may have been sent; a POST
+    # that creates something could then not be retried. The transport checks an idle connection first.
+    server.close_idle_after = 0.2
+    http = _transport(server)
+    http.request("GET", "flows/a")
+    time.sleep(0.6)
+    assert http.request("POST", "logs/", json_body=[{"message": "m"}]).status_code == 201
+    assert server.connections == 2
+
+
+def test_query_parameters_are_encoded_as_prefect_expects(server: _Server) -> None:
+    http = _transport(server)
+    http.request("GET", "block_documents/x", params={"include_secrets": True, "gone": None, "tag": ["a", "b c"]})
+    assert server.seen[0]["path"] == "/api/block_documents/x?include_secrets=true&tag=a&tag=b+c"
+
+
+def test_gzip_answers_are_decoded(server: _Server) -> None:
+    answer = _transport(server).request("GET", "gzip/x")
+    assert answer.json() == {"path": "/api/gzip/x", "method": "GET"}
+    assert server.seen[0]["headers"]["Accept-Encoding"] == "gzip"
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authentication(server: _Server) -> None:
+    port = server.server_address[1]
+    HttpTransport(f"http://us%40r:p%3Ass@127.0.0.1:{port}/api", {}, 5.0, None).request("GET", "x")
+    sent = server.seen[0]["headers"]["Authorization"]
+    assert base64.b64decode(sent.split()[1]).decode() == "us@r:p:ss"
+
+
+def test_a_refused_connection_was_never_sent() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound, not listening: refused
+        with pytest.raises(NotSent):
+            HttpTransport(f"http://127.0.0.1:{port}/api", {}, 5.0, None).request("GET", "x")
+
+
+def test_a_connection_dropped_without_an_answer_is_interrupted(server: _Server) -> None:
+    http = _transport(server)
+    with pytest.raises(Interrupted):
+        http.request("POST", "hangup", json_body={})
+    assert http.request("GET", "after").status_code == 200  # the broken connection was not kept
+
+
+def test_threads_can_share_one_transport(server: _Server) -> None:
+    http = _transport(server)
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(10):
+                assert http.request("GET", f"t{n}/{i}").json()["path"] == f"/api/t{n}/{i}"
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and len(server.seen) == 60
+    assert server.connections <= 6
+
+
+@pytest.mark.parametrize("url", ["localhost:4200/api", "ftp://host/api", "http://127.0.0.1:99999/api"])
+def test_unusable_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        HttpTransport(url, {}, 5.0, None)
