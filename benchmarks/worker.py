@@ -2,6 +2,7 @@
 
     python benchmarks/worker.py              # 400 files, 3 warm runs per case
     python benchmarks/worker.py --quick      # 40 files, 1 warm run (a smoke test)
+    python benchmarks/worker.py --against ../old-checkout   # also level 2 from another flowdeck checkout
 
 It starts a real Prefect server (``.prefect-venv``, ``scripts/setup-prefect``), git-daemon and an S3 server
 (SeaweedFS, else moto) on 127.0.0.1, builds a worker-side environment (Prefect, prefect-aws and flowdeck),
@@ -158,11 +159,19 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=400)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="40 files, one warm run")
+    parser.add_argument("--against", type=Path, metavar="CHECKOUT",
+                        help="also time level 2 from this other flowdeck checkout (e.g. a `git worktree` of an "
+                             "older commit), taking turns with this one: an A/B of a change on the same load")
     args = parser.parse_args()
     if args.quick:
         args.files, args.runs = 40, 1
+    against = args.against.resolve() if args.against else None
+    if against is not None and not (against / "flowdeck" / "__init__.py").is_file():
+        raise SystemExit(f"--against {args.against}: not a flowdeck checkout (no flowdeck/__init__.py)")
     # As `pip install` does (the worker environment installs this checkout in editable mode, which does not).
-    compileall.compile_dir(ROOT / "flowdeck", quiet=1)
+    for checkout in (ROOT, against):
+        if checkout is not None:
+            compileall.compile_dir(checkout / "flowdeck", quiet=1)
     root = Path(tempfile.mkdtemp(prefix="flowdeck-bench-worker-"))
     servers: list[Any] = []
     try:
@@ -186,29 +195,33 @@ def main() -> int:
                    "credentials": {"aws_access_key_id": s3.access_key, "aws_secret_access_key": s3.secret_key,
                                    "region_name": "us-east-1"},
                    "client_parameters": {"endpoint_url": s3.endpoint}}
-        prefect_steps = {
+        prefect_steps: dict[str, list[dict[str, Any]]] = {
             "git": [{"prefect.deployments.steps.git_clone": {"repository": repo_url}}],
             "s3": [{"prefect_aws.deployments.steps.pull_from_s3": s3_args}],
         }
-        cases: list[tuple[str, str, str, list[str]]] = []  # storage, label, deployment id, argv
+        cases: list[tuple[str, str, str, list[str], Path]] = []  # storage, label, deployment id, argv, checkout
         engine = [str(worker_python), "-m", "prefect.engine"]
         flowdeck_cmd = [sys.executable, "-m", "flowdeck", "-q", "flow-run", "execute"]
         for storage, steps in prefect_steps.items():
             ours = publish_pull_steps(steps, None, mode="flowdeck")
-            cases.append((storage, "prefect", _deployment(client, flow_id, f"{storage}-prefect", steps), engine))
-            cases.append((storage, "level 1", _deployment(client, flow_id, f"{storage}-level1", ours), engine))
-            cases.append((storage, "level 2", _deployment(client, flow_id, f"{storage}-level2", ours),
-                          flowdeck_cmd))
+            level2 = _deployment(client, flow_id, f"{storage}-level2", ours)
+            cases.append((storage, "prefect", _deployment(client, flow_id, f"{storage}-prefect", steps), engine,
+                          ROOT))
+            cases.append((storage, "level 1", _deployment(client, flow_id, f"{storage}-level1", ours), engine,
+                          ROOT))
+            cases.append((storage, "level 2", level2, flowdeck_cmd, ROOT))
+            if against is not None:
+                cases.append((storage, "level 2 B", level2, flowdeck_cmd, against))
 
-        base_env = {**prefect_env(root / "prefect-client-home"), **server.env(), "PYTHONPATH": str(ROOT)}
+        base_env = {**prefect_env(root / "prefect-client-home"), **server.env()}
         actions: dict[tuple[str, str], Callable[[Path], float]] = {}
-        for storage, label, deployment_id, argv in cases:
+        for storage, label, deployment_id, argv, checkout in cases:
             scratch = root / "jobs" / f"{storage}-{label.replace(' ', '')}"
             scratch.mkdir(parents=True)
 
             def action(cache: Path, deployment_id: str = deployment_id, argv: list[str] = argv,
-                       scratch: Path = scratch) -> float:
-                env = {**base_env, "FLOWDECK_CACHE_DIR": str(cache)}
+                       scratch: Path = scratch, checkout: Path = checkout) -> float:
+                env = {**base_env, "PYTHONPATH": str(checkout), "FLOWDECK_CACHE_DIR": str(cache)}
                 return _time_run(client, deployment_id, argv, env, scratch)
 
             actions[(storage, label)] = action
@@ -223,6 +236,8 @@ def main() -> int:
             print(f"  {storage:<8} {label:<9} {cold:>8.2f} {warm:>8.2f} {base_cold / cold:>10.1f}x "
                   f"{base_warm / warm:>10.1f}x")
         print("ratio = Prefect's own pull time / this time (higher is faster); goal: warm level 2 >= 5x")
+        if against is not None:
+            print(f"level 2 B = level 2 from {against}")
         return 0
     finally:
         for process in reversed(servers):
