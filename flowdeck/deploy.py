@@ -5,7 +5,8 @@ The pipeline, per deployment (Prefect's order, prefect-behaviour §5.3):
 1. take the effective build, push and pull steps (deployment-level overrides win, Prefect's rules);
 2. resolve variables and environment variables in the deployment's fields (blocks stay references, so
    the store never holds a secret; environment variables whose names look secret stay placeholders too);
-3. run the build, then the push steps (identical step lists shared by several deployments run once);
+3. run the build, then the push steps (identical step lists shared by several deployments run once,
+   :mod:`flowdeck.deploy_steps`);
 4. template the deployment's fields with the step outputs (``{{ ctx.* }}`` kept for the worker), and the
    pull steps with them too (references to earlier pull steps, blocks and variables kept for the worker);
 5. read the flow from its file with ``ast`` (never imported) and check the parameters against it;
@@ -28,7 +29,8 @@ from typing import Any
 
 import yaml
 
-from flowdeck.config import Project, SectionSteps, StepEntry
+from flowdeck.config import Project, SectionSteps
+from flowdeck.deploy_steps import StepCache
 from flowdeck.errors import DeployError
 from flowdeck.flowinfo import FlowInfo, read_flow
 from flowdeck.history import PendingVersion
@@ -39,10 +41,9 @@ from flowdeck.publish import flow_runner, publish_pull_steps, pull_steps_mode, w
 from flowdeck.selection import select_deployments
 from flowdeck.snapshot.pin import snapshots_in_outputs
 from flowdeck.steps.aliases import resolve_name
-from flowdeck.steps.runner import RunOptions, StepRecord, run_steps
 from flowdeck.templating import apply_values, resolve_variables
 from flowdeck.templating.references import ReferenceResolver
-from flowdeck.templating.taint import check_untainted, derived_taint, keep_secrets_out, taint_outputs
+from flowdeck.templating.taint import check_untainted, keep_secrets_out
 from flowdeck.validation import validate_project
 from flowdeck.versioninfo import VersionInfo, infer_version_info, origin_url, same_repository, version_label
 
@@ -139,37 +140,6 @@ def _default_pull(project: Project, build: SectionSteps, dep: dict[str, Any]) ->
     return [{"prefect.deployments.steps.set_working_directory": {"directory": str(project.root)}}]
 
 
-class _StepCache:
-    """Identical build/push step lists run once per deploy (Prefect caches docker steps the same way)."""
-
-    def __init__(self, project: Project, options: DeployOptions) -> None:
-        self.project = project
-        self.options = options
-        self.outputs: dict[str, dict[str, Any]] = {}
-        # Per step list: the output names that hold or derive from a secret (never stored).
-        self.tainted: dict[str, dict[str, str]] = {}
-
-    def run(self, steps: list[StepEntry]) -> dict[str, Any]:
-        if not steps:
-            return {}
-        key = _canonical([(s.section, s.written, s.inputs) for s in steps])
-        if key not in self.outputs:
-            run_options = RunOptions(resolver=self.options.resolver, strict=self.options.strict,
-                                     install_requires=self.options.install_requires, root=self.project.root,
-                                     locate=self.project.locate)
-            outputs: dict[str, Any] = {}
-            records: list[StepRecord] = []
-            for section in ("build", "push"):
-                outputs = run_steps([s for s in steps if s.section == section], outputs, run_options, records)
-            self.outputs[key] = outputs
-            self.tainted[key] = taint_outputs(outputs, derived_taint(steps, records))
-        return copy.deepcopy(self.outputs[key])
-
-    def taint(self, steps: list[StepEntry]) -> dict[str, str]:
-        """The tainted output names of a step list :meth:`run` ran."""
-        return self.tainted.get(_canonical([(s.section, s.written, s.inputs) for s in steps]), {})
-
-
 def _pin_commits(project: Project, pull_steps: Any, info: VersionInfo | None) -> Any:
     """Pin git_clone steps that clone this very project to the commit being deployed (``--pin-commit``)."""
     origin = origin_url(project.root)
@@ -229,7 +199,7 @@ def _check_parameters(project: Project, index: int, flow: FlowInfo, parameters: 
                 hint=did_you_mean(str(key), known) or f"its parameters are: {', '.join(known) or '(none)'}")
 
 
-def _plan_one(project: Project, index: int, options: DeployOptions, cache: _StepCache | None) -> _Planned:
+def _plan_one(project: Project, index: int, options: DeployOptions, cache: StepCache | None) -> _Planned:
     raw = project.deployments()[index]
     runner = flow_runner(project.data, options.runner, project.locate)
     dep = with_runner(_apply_overrides(raw, options), runner)
@@ -403,7 +373,7 @@ def deploy(project: Project, options: DeployOptions | None = None) -> list[Deplo
         options = dataclasses.replace(options, for_prefect=True)
     validate_project(project, strict=options.strict).raise_for_errors()
     indices = select_deployments(project, options.names, options.all)
-    cache = None if options.dry_run else _StepCache(project, options)
+    cache = None if options.dry_run else StepCache(project, options)
     planned = [_plan_one(project, index, options, cache) for index in indices]
     names = [p.name for p in planned]
     for position, name in enumerate(names):

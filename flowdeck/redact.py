@@ -5,14 +5,15 @@ field marked secret). The CLI passes all of its output through :func:`redact` (w
 :class:`StreamRedactor` (streamed output), and errors built from third-party messages (git, boto3, ...)
 are redacted before they are raised.
 
-A secret is masked in every shape it is likely to be printed in, not only verbatim:
+A secret is masked in every shape it is likely to be printed in, not only verbatim (:mod:`flowdeck.secret_forms`
+derives them from the secret):
 
 * its common encodings: JSON-escaped (with and without ``ensure_ascii``, and escaped twice, as in the
   ``--json`` output of a step's output), Python ``repr``, shell-quoted, URL-encoded (``quote``,
   ``quote_plus``);
 * each line of a multi-line secret (a PEM key, a service-account JSON, a kubeconfig), so a step that
   prints it line by line, or only some lines, shows none of them; lines shorter than
-  :data:`_MIN_LEN` characters (``{``, ``}``) carry no key material and are not masked;
+  :data:`~flowdeck.secret_forms.MIN_LEN` characters (``{``, ``}``) carry no key material and are not masked;
 * the secret string values of a JSON secret (``private_key`` of a service-account JSON);
 * each piece of 8 or more characters of a one-line secret between quotes, backslashes, spaces and
   non-ASCII characters, so a secret encoded twice (quoted, then JSON-escaped) shows no long piece;
@@ -26,15 +27,20 @@ regular expression, key-material runs with a set of fixed-length pieces, URLs wi
 
 from __future__ import annotations
 
-import json
 import re
-import shlex
 import threading
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
 
-from flowdeck.jsontypes import loads_bounded
+from flowdeck.secret_forms import (
+    MIN_LEN,
+    encodings,
+    fragments,
+    key_material,
+    looks_secret,
+    nested_secrets,
+    secret_lines,
+)
 from flowdeck.secret_names import is_secret_name
 
 __all__ = [
@@ -53,24 +59,15 @@ __all__ = [
 ]
 
 MASK = "********"
-# Very short values would mask ordinary words everywhere; they are still registered, but only masked
-# when they stand alone as a whole word.
-_MIN_LEN = 4
 # A line of a multi-line secret this short (``users:``, ``-----END``) is masked only as a whole word.
 _GUARDED_LINE_LEN = 8
 #: Key material is masked wherever this many of its consecutive characters appear.
 KGRAM = 12
-# A run of secret characters that counts as key material: long, with letters and digits.
-_MATERIAL = re.compile(r"[A-Za-z0-9+/=_\-]{16,}")
-_DIGIT = re.compile(r"\d")
-_LETTER = re.compile(r"[A-Za-z]")
 # A run is first probed with shorter pieces at every _STRIDE-th position (any 12-character match contains
 # one), so output without key material costs a quarter of a lookup per character.
 _PROBE = 8
 _STRIDE = KGRAM - _PROBE
 _CANDIDATE = re.compile(r"[A-Za-z0-9+/=_\-]{" + str(KGRAM) + ",}")
-# Environment values shorter than this are not taken for secrets (``AUTH_ENABLED=true``).
-_MIN_ENV_LEN = 8
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -79,69 +76,6 @@ _kgrams: set[str] = set()
 _probes: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 _max_len = 0
-
-
-def _encodings(text: str) -> set[str]:
-    """The shapes one secret string takes when a program prints it escaped or quoted."""
-    forms = {text, quote(text, safe=""), quote_plus(text, safe=""), quote(text), shlex.quote(text)}
-    escaped = json.dumps(text)[1:-1]
-    forms |= {escaped, json.dumps(text, ensure_ascii=False)[1:-1], repr(text)[1:-1], json.dumps(escaped)[1:-1]}
-    return {form for form in forms if form.strip()}
-
-
-def _lines(text: str) -> set[str]:
-    """The lines of a multi-line secret (also split at JSON ``\\n`` escapes), stripped."""
-    pieces: set[str] = set()
-    for chunk in text.replace("\\n", "\n").replace("\\r", "\n").splitlines():
-        piece = chunk.strip().strip(",").strip()
-        if len(piece) >= _MIN_LEN and piece != text:
-            pieces.add(piece)
-    return pieces
-
-
-# What encodings escape: a piece of a one-line secret between two of these survives any of them.
-_ESCAPED = re.compile(r"""[\s"'\\]|[^\x00-\x7f]""")
-_MIN_FRAGMENT = 8
-
-
-def _fragments(text: str) -> set[str]:
-    """The pieces of a one-line secret between characters that encodings escape (quotes, backslashes, spaces,
-    non-ASCII), so a secret quoted and then escaped again (``json.dumps(shlex.quote(s))``) shows no long piece.
-
-    Multi-line and JSON secrets are covered by their lines and key material instead: their pieces
-    (``service_account``, a token URL) are not secret on their own.
-    """
-    if "\n" in text or text.lstrip().startswith(("{", "[")):
-        return set()
-    return {piece for piece in _ESCAPED.split(text) if len(piece) >= _MIN_FRAGMENT and piece != text}
-
-
-def _nested(text: str) -> list[str]:
-    """Secret-named string values inside a JSON secret (``private_key`` of a service-account JSON)."""
-    if not text.lstrip().startswith(("{", "[")):
-        return []
-    try:
-        data = loads_bounded(text)
-    except ValueError:  # not JSON, or nested too deep to be a credential: masked whole only
-        return []
-    found: list[str] = []
-    stack: list[tuple[str, Any]] = [("", data)]
-    while stack:
-        key, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((str(k), v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((key, v) for v in value)
-        elif isinstance(value, str) and is_secret_name(key) and _looks_secret(value.strip()):
-            found.append(value)
-    return found
-
-
-def _material(text: str) -> Iterable[str]:
-    for match in _MATERIAL.finditer(text):
-        run = match.group()
-        if _DIGIT.search(run) and _LETTER.search(run):
-            yield run
 
 
 def register_secret(value: object) -> None:
@@ -154,16 +88,16 @@ def register_secret(value: object) -> None:
     global _pattern
     with _lock:
         before = (len(_secrets), len(_guarded), len(_kgrams))
-        for whole in [text, *_nested(text)]:
-            for form in _encodings(whole):
-                (_secrets if len(form.strip()) >= _MIN_LEN else _guarded).add(form)
-            for piece in _lines(whole):
+        for whole in [text, *nested_secrets(text)]:
+            for form in encodings(whole):
+                (_secrets if len(form.strip()) >= MIN_LEN else _guarded).add(form)
+            for piece in secret_lines(whole):
                 # Each line in each encoding: a line printed by `jq` or `repr` is escaped too.
-                for form in _encodings(piece):
+                for form in encodings(piece):
                     (_secrets if len(form) >= _GUARDED_LINE_LEN else _guarded).add(form)
-            for piece in _fragments(whole):
+            for piece in fragments(whole):
                 _secrets.add(piece)
-            for run in _material(whole):
+            for run in key_material(whole):
                 _kgrams.update(run[i:i + KGRAM] for i in range(len(run) - KGRAM + 1))
                 _probes.update(run[i:i + _PROBE] for i in range(len(run) - _PROBE + 1))
         if (len(_secrets), len(_guarded), len(_kgrams)) != before:
@@ -176,14 +110,8 @@ def register_secret_env(environ: Iterable[tuple[str, str]]) -> None:
     Short values (``AUTH_ENABLED=true``), plain words, numbers and file paths are not taken for secrets.
     """
     for name, value in environ:
-        if is_secret_name(name) and _looks_secret(value.strip()):
+        if is_secret_name(name) and looks_secret(value.strip()):
             register_secret(value)
-
-
-def _looks_secret(value: str) -> bool:
-    # Not a flag, a number, a plain word (AUTH_MODE=password) or a path (GOOGLE_APPLICATION_CREDENTIALS).
-    return (len(value) >= _MIN_ENV_LEN and not value.isalpha() and not value.isdigit()
-            and not value.startswith(("/", "~", "./", "../")) and not re.match(r"[A-Za-z]:[\\/]", value))
 
 
 def clear_secrets() -> None:

@@ -29,6 +29,7 @@ damaged one (empty, truncated, overwritten: :class:`StoreCorruptError` naming th
 aside) instead of silently starting a fresh store over it. A write that fails because the filesystem is
 full is a :class:`DiskFullError` naming the path; SQLite's transaction leaves the store as it was. A row
 whose JSON cannot be read is a :class:`StoreRowError` naming the entry (:func:`decode_json`).
+:mod:`flowdeck.store_failure` tells these failures apart.
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from flowdeck.errors import DiskFullError, StoreCorruptError, StoreError, StoreRowError
+from flowdeck.errors import StoreError, StoreRowError
 from flowdeck.jsontypes import loads_bounded
 from flowdeck.paths import home_dir
+from flowdeck.store_failure import corrupt, failure
 
 __all__ = [
     "BUSY_TIMEOUT_SECONDS",
@@ -186,7 +188,7 @@ def _create_store(path: Path) -> None:
             if not path.exists():
                 os.rename(temp, path)
     except (OSError, sqlite3.Error) as exc:
-        raise _failure(exc, path, "creating the store") from exc
+        raise failure(exc, path, "creating the store") from exc
     finally:
         _remove_quietly(temp)
 
@@ -247,57 +249,6 @@ def _needs_setup(conn: sqlite3.Connection) -> bool:
     return mode != "wal" or _version(conn) != len(MIGRATIONS)
 
 
-def _free_bytes(path: Path) -> int | None:
-    for candidate in (path, *path.parents):
-        try:
-            info = os.statvfs(candidate)
-        except OSError:
-            continue
-        return info.f_bavail * info.f_frsize
-    return None
-
-
-# Below this much free space an I/O error of SQLite is taken to be the disk being full: SQLite reports
-# a failed WAL or shared-memory extension as a generic "disk I/O error", not SQLITE_FULL.
-_NEARLY_FULL = 1 << 20
-
-
-def _failure(exc: BaseException, path: Path, doing: str) -> StoreError:
-    """The StoreError that says what really happened to the store at ``path``."""
-    name = str(getattr(exc, "sqlite_errorname", ""))
-    text = str(exc)
-    free = _free_bytes(path.parent)
-    full = (
-        name.startswith("SQLITE_FULL") or "database or disk is full" in text
-        or (isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT))
-        or ((name.startswith("SQLITE_IOERR") or "disk I/O error" in text or isinstance(exc, OSError))
-            and free is not None and free < _NEARLY_FULL)
-    )
-    if full:
-        return DiskFullError(
-            f"the disk is full: {doing} failed because the filesystem holding {path} has "
-            f"{free if free is not None else 'no'} bytes free; nothing was written",
-            hint=f"free some space on the filesystem of {path.parent} (or set FLOWDECK_HOME to another "
-            "one) and retry; " + ("no store was created" if doing == "creating the store"
-                                  else "the store itself is intact"),
-        )
-    if (name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or "malformed" in text or "not a database" in text
-            or "no such table" in text or "no such column" in text):
-        return _corrupt(path, text)
-    if isinstance(exc, OSError):
-        return StoreError(f"{doing} failed: cannot use {path}: {exc.strerror or exc}",
-                          hint="check FLOWDECK_HOME and the permissions of that directory")
-    return StoreError(f"{doing} failed on the store {path}: {text}", hint="retry; report a bug if it persists")
-
-
-def _corrupt(path: Path, what: str) -> StoreCorruptError:
-    return StoreCorruptError(
-        f"the store {path} is damaged ({what}); flowdeck will not start a new store over it",
-        hint=f"move it aside (`mv {path} {path}.damaged`; flowdeck then creates a new, empty store) and "
-        "recreate your blocks and variables; `sqlite3 FILE .recover` may rescue data from the damaged copy",
-    )
-
-
 def connect(path: Path | None = None) -> sqlite3.Connection:
     """Open (creating and migrating if needed) the store and return an autocommit connection.
 
@@ -314,7 +265,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
                 if not path.exists():
                     _create_store(path)
         elif path.is_file() and path.stat().st_size == 0:
-            raise _corrupt(path, "the file is empty, probably truncated")
+            raise corrupt(path, "the file is empty, probably truncated")
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, Python never opens implicit
         # transactions behind our back.
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
@@ -324,7 +275,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
             hint=f"retry; if no flowdeck is running, remove {path}.lock",
         ) from exc
     except (OSError, sqlite3.Error) as exc:
-        raise _failure(exc, path, "opening the store") from exc
+        raise failure(exc, path, "opening the store") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000):d}")
         conn.execute("PRAGMA synchronous = NORMAL")
@@ -347,7 +298,7 @@ def connect(path: Path | None = None) -> sqlite3.Connection:
         ) from exc
     except (OSError, sqlite3.Error) as exc:
         conn.close()
-        raise _failure(exc, path, "opening the store") from exc
+        raise failure(exc, path, "opening the store") from exc
     except BaseException:
         conn.close()
         raise
@@ -384,7 +335,7 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if "locked" not in str(exc) and "busy" not in str(exc):
-            raise _failure(exc, _conn_path(conn), "starting a write") from exc
+            raise failure(exc, _conn_path(conn), "starting a write") from exc
         raise StoreError(
             f"the store is busy: {exc}",
             hint="another flowdeck process holds the store for too long; retry",
@@ -412,7 +363,7 @@ def open_store(*, create: bool = True) -> Iterator[sqlite3.Connection | None]:
     try:
         yield conn
     except sqlite3.Error as exc:
-        raise _failure(exc, _conn_path(conn), "a store operation") from exc
+        raise failure(exc, _conn_path(conn), "a store operation") from exc
     finally:
         conn.close()
 

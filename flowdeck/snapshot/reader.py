@@ -13,18 +13,16 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from flowdeck.errors import StorageError
 from flowdeck.paths import cache_dir
-from flowdeck.snapshot.frames import FrameDecoder
-from flowdeck.snapshot.layout import Chunk, SnapshotManifest, is_id, snapshot_root, zstd
+from flowdeck.snapshot.extract import copy_content, extract_all, keep_pack, stream_region
+from flowdeck.snapshot.layout import Chunk, SnapshotManifest, is_id, snapshot_root
 from flowdeck.snapshot.pin import current_pin
 from flowdeck.steps.storage.cache import ObjectCache
 from flowdeck.steps.storage.manifest import FileEntry
@@ -36,7 +34,6 @@ __all__ = ["FetchCounts", "SnapshotSource", "load_snapshot", "snapshot_for_pull"
 log = logging.getLogger("flowdeck.storage")
 
 GAP = 512 * 1024  # read through gaps smaller than this rather than send another request
-EXTRACT_THREADS = 4
 STREAMS = 16  # large-file streams at once, at most
 STREAM_BUDGET = 24 * 1024 * 1024  # bytes of buffers for all streams: about a piece and a frame window each
 STREAM_MEMBERS = 8  # regions of at most this many contents are streamed, not staged on disk
@@ -144,12 +141,12 @@ class SnapshotSource:
                 first.touch()
             elif cache.fetch(sha, first):
                 counts.cached += len(rels)
-                self._copies(first, staging, rels[1:])
+                copy_content(first, staging, rels[1:])
                 continue
             else:
                 need[sha] = rels
                 continue
-            self._copies(first, staging, rels[1:])
+            copy_content(first, staging, rels[1:])
 
         locations = self.manifest.locations()
         per_pack: dict[str, list[tuple[str, list[Chunk]]]] = {}
@@ -175,13 +172,6 @@ class SnapshotSource:
                 raise
             raise StorageError(f"{self.what}: {exc.message}", hint=_HINT) from None
         return counts
-
-    @staticmethod
-    def _copies(first: Path, staging: Path, rels: list[str]) -> None:
-        for rel in rels:
-            dest = staging / rel
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(first, dest)
 
     @staticmethod
     def _regions(
@@ -216,11 +206,12 @@ class SnapshotSource:
         lock: threading.Lock,
     ) -> None:
         size = self.manifest.packs[pack].size
+        corrupt = partial(self._corrupt, pack)
         cached = cache.root.parent / "packs" / f"{pack}.pack"
         if cache.enabled and cached.is_file():
             # The whole pack was pulled before: extract from the local copy, nothing is downloaded.
             try:
-                self._extract_all(cached, 0, pack, members, need, staging, None, lock, counts, from_cache=True)
+                extract_all(cached, 0, members, need, staging, None, corrupt, _tally(counts, lock, from_cache=True))
                 return
             except StorageError:
                 cached.unlink(missing_ok=True)  # damaged: download it again
@@ -228,7 +219,7 @@ class SnapshotSource:
             # A few (large) files: decompress straight from the response into the staged files, so their
             # bytes are written once and never held whole in memory; the files themselves are cached.
             with self._slots:  # bounds memory: each stream holds a piece and a frame or two
-                written = self._stream(key, pack, start, end, members, need, staging, cache)
+                written = stream_region(self.remote, key, start, end, members, need, staging, cache, corrupt)
             with lock:
                 counts.downloaded += written
                 counts.bytes += end - start
@@ -242,166 +233,20 @@ class SnapshotSource:
                 self.remote.download_range(key, local, start, end - start)
             got = local.stat().st_size
             if got != end - start:
-                raise self._corrupt(pack, f"expected {end - start} bytes at offset {start}, got {got}")
+                raise corrupt(f"expected {end - start} bytes at offset {start}, got {got}")
+            downloaded = _tally(counts, lock, from_cache=False)
             if whole and cache.enabled:
                 # One cache entry per pack, not one per file: on a slow file system, thousands of cache
                 # links cost as much as the pull itself. Kept once every content taken from it checked out;
                 # the others are checked whenever a later pull extracts them.
-                self._extract_all(local, 0, pack, members, need, staging, None, lock, counts, from_cache=False)
-                _keep_pack(local, cached)
+                extract_all(local, 0, members, need, staging, None, corrupt, downloaded)
+                keep_pack(local, cached)
             else:
-                self._extract_all(local, start, pack, members, need, staging, cache, lock, counts, from_cache=False)
+                extract_all(local, start, members, need, staging, cache, corrupt, downloaded)
             with lock:
                 counts.bytes += got
         finally:
             local.unlink(missing_ok=True)
-
-    def _stream(
-        self,
-        key: str,
-        pack: str,
-        start: int,
-        end: int,
-        members: list[tuple[str, list[Chunk]]],
-        need: dict[str, list[str]],
-        staging: Path,
-        cache: ObjectCache,
-    ) -> int:
-        pieces = self.remote.iter_range(key, start, end - start)
-        stream = _Stream(pieces)
-        decoder = FrameDecoder(zstd())
-        position, written = start, 0
-
-        def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes | memoryview]:
-            nonlocal position
-            if stream.skip(offset - position) != offset - position:  # a gap between two needed contents
-                raise self._corrupt(pack, f"it ends before offset {offset}")
-            position = offset + clen
-            try:
-                yield from decoder.frame(stream.pieces(clen), ulen)
-            except ValueError:
-                if stream.ended:
-                    raise self._corrupt(pack, f"it ends before offset {offset + clen}") from None
-                raise
-
-        try:
-            for sha, chunks in members:
-                rels = need[sha]
-                first = self._write_content(pack, sha, chunks, staging, rels[0], frame)
-                cache.store(sha, first)
-                self._copies(first, staging, rels[1:])
-                written += len(rels)
-        except StorageError:
-            raise
-        except Exception as exc:
-            failure = self.remote.classify(exc, "download", key)
-            if failure.transient:
-                raise
-            raise self._corrupt(pack, f"it cannot be read as the manifest says ({failure.error.message})") from None
-        finally:
-            close = getattr(pieces, "close", None)
-            if close is not None:
-                close()
-        return written
-
-    def _extract_all(
-        self,
-        source: Path,
-        start: int,
-        pack: str,
-        members: list[tuple[str, list[Chunk]]],
-        need: dict[str, list[str]],
-        staging: Path,
-        cache: ObjectCache | None,
-        lock: threading.Lock,
-        counts: FetchCounts,
-        *,
-        from_cache: bool,
-    ) -> None:
-        """Extract the members from ``source`` (pack bytes from offset ``start``). Writing many small files is
-        bound by the file system's latency, not the CPU: a few threads each extract a slice (each with its own
-        file handle and decompressor)."""
-        slices = max(1, min(EXTRACT_THREADS, len(members) // 64))
-        parts = [members[i::slices] for i in range(slices)]
-
-        def one(part: list[tuple[str, list[Chunk]]]) -> None:
-            written = self._extract(source, start, pack, part, need, staging, cache)
-            with lock:
-                if from_cache:
-                    counts.cached += written
-                else:
-                    counts.downloaded += written
-
-        if slices == 1:
-            one(parts[0])
-            return
-        with ThreadPoolExecutor(max_workers=slices) as pool:
-            for future in [pool.submit(one, part) for part in parts]:
-                future.result()
-
-    def _extract(
-        self,
-        source: Path,
-        start: int,
-        pack: str,
-        members: list[tuple[str, list[Chunk]]],
-        need: dict[str, list[str]],
-        staging: Path,
-        cache: ObjectCache | None,
-    ) -> int:
-        decompressor = zstd().ZstdDecompressor()
-        written = 0
-        with open(source, "rb") as region:
-
-            def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
-                # Small files, mostly: one read and one call per frame is faster than streaming it.
-                region.seek(offset - start)
-                data = region.read(clen)
-                if len(data) != clen:
-                    raise self._corrupt(pack, f"it ends before offset {offset + clen}")
-                try:
-                    out: bytes = decompressor.decompress(data, max_output_size=ulen)
-                except zstd().ZstdError as exc:
-                    raise ValueError(f"a frame does not decompress ({exc})") from None
-                if len(out) != ulen:
-                    raise ValueError("a frame has the wrong length")
-                yield out
-
-            for sha, chunks in members:
-                rels = need[sha]
-                first = self._write_content(pack, sha, chunks, staging, rels[0], frame)
-                if cache is not None:
-                    cache.store(sha, first)
-                self._copies(first, staging, rels[1:])
-                written += len(rels)
-        return written
-
-    def _write_content(
-        self,
-        pack: str,
-        sha: str,
-        chunks: list[Chunk],
-        staging: Path,
-        rel: str,
-        frame: Callable[[int, int, int], Iterable[bytes | memoryview]],
-    ) -> Path:
-        """Write content ``sha`` into the staged file ``rel`` from its frames (``frame(offset, clen, ulen)``
-        gives one frame's decompressed bytes, raising ValueError on a bad frame), checking the whole file's
-        sha256; returns that file."""
-        first = staging / rel
-        first.parent.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        with open(first, "wb") as out:
-            for offset, clen, ulen in chunks:
-                try:
-                    for data in frame(offset, clen, ulen):
-                        digest.update(data)
-                        out.write(data)
-                except ValueError as exc:
-                    raise self._corrupt(pack, str(exc)) from None
-        if digest.hexdigest() != sha:
-            raise self._corrupt(pack, f"{rel} does not match its sha256")
-        return first
 
     def _corrupt(self, pack: str, why: str) -> StorageError:
         return StorageError(
@@ -409,39 +254,14 @@ class SnapshotSource:
         )
 
 
-def _keep_pack(local: Path, cached: Path) -> None:
-    """Move a downloaded whole pack into the cache (an optimisation: a failure is ignored)."""
-    try:
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(local, cached)
-    except OSError:
-        pass
+def _tally(counts: FetchCounts, lock: threading.Lock, *, from_cache: bool) -> Callable[[int], None]:
+    """Adds the files an extraction wrote to ``counts``: taken from the cache, or downloaded."""
 
+    def add(written: int) -> None:
+        with lock:
+            if from_cache:
+                counts.cached += written
+            else:
+                counts.downloaded += written
 
-class _Stream:
-    """Reads of exact sizes from an iterator of byte pieces, handing out slices of one piece at a time."""
-
-    def __init__(self, pieces: Iterator[bytes]) -> None:
-        self._pieces = pieces
-        self._buffer = memoryview(b"")
-        self._offset = 0
-        self.ended = False
-
-    def pieces(self, size: int) -> Iterator[memoryview]:
-        """The next ``size`` bytes as slices (fewer bytes only at the end of the stream)."""
-        while size > 0:
-            if self._offset >= len(self._buffer):
-                piece = next(self._pieces, None)
-                if piece is None:
-                    self.ended = True
-                    return
-                self._buffer, self._offset = memoryview(piece), 0
-                continue
-            take = self._buffer[self._offset : self._offset + size]
-            self._offset += len(take)
-            size -= len(take)
-            yield take
-
-    def skip(self, size: int) -> int:
-        """Drop the next ``size`` bytes; how many there were."""
-        return sum(len(piece) for piece in self.pieces(size))
+    return add
