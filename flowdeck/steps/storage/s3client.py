@@ -46,12 +46,22 @@ def make_client(session_args: dict[str, Any], params: dict[str, Any], workers: i
     """The boto3 S3 clients for these settings. Loading botocore's S3 model allocates many long-lived objects,
     which set off the cyclic garbage collector's full passes again and again: with it paused, building the
     client costs 0.09 to 0.15 s of CPU instead of 0.18 to 0.21 s (measured here). The pause lasts only as
-    long as that (a push's other threads meanwhile hash files, which makes no cyclic garbage)."""
+    long as that (a push's other threads meanwhile hash files, which makes no cyclic garbage).
+
+    Those objects are then moved straight to the oldest generation (``gc.freeze()`` + ``gc.unfreeze()``,
+    documented to do exactly that), where they end up anyway: otherwise the first collection after the pause
+    walks all of them (in the youngest generation, then the middle one), holding the interpreter lock while
+    every stream waits: collections took 0.032 s of a 20 x 10 MiB pull, and 0.001 s with this (medians of
+    6). The oldest generation is still collected as usual. A host process that froze objects itself (before
+    forking) is left as it is."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         return _build_client(session_args, params, workers)
     finally:
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         if enabled:
             gc.enable()
 

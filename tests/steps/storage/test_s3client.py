@@ -1,8 +1,9 @@
-"""The S3 client builder: its model loader skips botocore's scan of every service, which must not change
-what the client does."""
+"""The S3 client builder: its model loader skips botocore's scan of every service, and the objects it loads go
+straight to the collector's oldest generation; neither may change what the client does."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +63,20 @@ def test_assume_role_goes_through_sts(moto_server: S3Server, bucket: str, tmp_pa
     remote = S3Remote(bucket, creds, {"endpoint_url": moto_server.endpoint})
     remote.write("k.json", b"{}")
     assert remote.read("k.json") == b"{}"
+
+
+def test_loaded_objects_skip_the_young_collections() -> None:
+    s3client.make_client({"region_name": "us-east-1"}, {"endpoint_url": "http://127.0.0.1:9"}, 4)
+    assert gc.get_freeze_count() == 0  # nothing is left frozen: they are in the oldest generation
+    assert gc.get_count()[0] < 1000  # not the tens of thousands of model objects
+
+
+def test_a_hosts_own_frozen_objects_stay_frozen() -> None:
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        s3client.make_client({"region_name": "us-east-1"}, {"endpoint_url": "http://127.0.0.1:9"}, 4)
+        # Neither unfrozen nor joined by the client's objects (a frozen object that dies leaves the count).
+        assert frozen - 1000 < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()
