@@ -5,7 +5,6 @@ Kept apart from :mod:`.s3` so that module stays about the store's operations."""
 from __future__ import annotations
 
 import gc
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -14,8 +13,6 @@ from flowdeck.redact import register_secret
 from flowdeck.steps.storage.transfer import DEFAULT_WORKERS
 
 __all__ = ["Clients", "make_client"]
-
-_SERVICES = ("s3", "sts")  # the only clients a flowdeck session makes (sts: assume_role_arn)
 
 
 class Clients:
@@ -66,49 +63,13 @@ def make_client(session_args: dict[str, Any], params: dict[str, Any], workers: i
             gc.enable()
 
 
-def _session(**kwargs: Any) -> Any:
-    """A boto3 session (``kwargs`` as for ``boto3.Session``) whose model loader is :func:`_loader`'s."""
-    import boto3
-    import botocore.session
-
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _loader(core.get_config_variable("data_path")))
-    return boto3.Session(botocore_session=core, **kwargs)
-
-
-def _loader(data_path: str | None) -> Any:
-    """botocore's model loader (with the same search path: ``AWS_DATA_PATH``), minus one scan.
-
-    Before it loads any model (the S3 API, its endpoint rules, its paginators), botocore checks the name
-    against ``list_available_services``, which lists every service directory on its search path (449 in
-    botocore 1.44: about 900 ``listdir`` and 1,800 ``stat`` calls), twice per client. Without it, building an
-    S3 client took 0.079 s of CPU instead of 0.099 s here (medians of 8, imports done before), and a pull waits
-    for that client before anything else. This session only makes the clients in ``_SERVICES``, so only
-    they are looked for; a model that is missing still fails as it would."""
-    from botocore.exceptions import DataNotFoundError
-    from botocore.loaders import Loader
-
-    class _Loader(Loader):  # type: ignore[misc]
-        def list_available_services(self, type_name: str) -> list[str]:
-            found = []
-            for name in _SERVICES:
-                try:
-                    self.list_api_versions(name, type_name)
-                except DataNotFoundError:
-                    continue
-                found.append(name)
-            return found
-
-    paths = [os.path.expanduser(os.path.expandvars(p)) for p in data_path.split(os.pathsep)] if data_path else []
-    return _Loader(extra_search_paths=paths)
-
-
 def _build_client(session_args: dict[str, Any], params: dict[str, Any], workers: int) -> Clients:
+    import boto3
     from botocore.config import Config
 
     role = session_args.pop("assume_role_arn", None)
     role_kwargs = session_args.pop("assume_role_kwargs", {})
-    session = _session(**session_args)
+    session = boto3.Session(**session_args)
     if role:
         sts = session.client("sts", endpoint_url=params.get("endpoint_url"))
         got = sts.assume_role(
@@ -116,7 +77,7 @@ def _build_client(session_args: dict[str, Any], params: dict[str, Any], workers:
         )["Credentials"]
         register_secret(got["SecretAccessKey"])
         register_secret(got["SessionToken"])
-        session = _session(
+        session = boto3.Session(
             aws_access_key_id=got["AccessKeyId"],
             aws_secret_access_key=got["SecretAccessKey"],
             aws_session_token=got["SessionToken"],

@@ -1,5 +1,5 @@
-"""The S3 client builder: its model loader skips botocore's scan of every service, and the objects it loads go
-straight to the collector's oldest generation; neither may change what the client does."""
+"""The S3 client builder: the objects it loads go straight to the collector's oldest generation, which may not
+change what the client does."""
 
 from __future__ import annotations
 
@@ -37,25 +37,6 @@ def test_the_client_has_botocores_own_s3_model(moto_server: S3Server) -> None:
     assert ours.can_paginate("list_objects_v2")
     # boto3's injected transfer methods (large uploads and downloads use them) are there.
     assert hasattr(ours, "upload_file") and hasattr(ours, "download_file")
-
-
-def test_the_loader_answers_as_botocores_for_flowdecks_services_and_fails_on_others() -> None:
-    from botocore.exceptions import UnknownServiceError
-    from botocore.loaders import Loader
-
-    loader, full = s3client._loader(None), Loader()
-    for kind in ("service-2", "endpoint-rule-set-1", "paginators-1", "waiters-2", "no-such-kind"):
-        assert loader.list_available_services(kind) == [
-            name for name in full.list_available_services(kind) if name in ("s3", "sts")
-        ]
-    assert loader.load_service_model("s3", "service-2") == full.load_service_model("s3", "service-2")
-    with pytest.raises(UnknownServiceError):
-        loader.load_service_model("ec2", "service-2")
-
-
-def test_aws_data_path_still_comes_first(tmp_path: Path) -> None:
-    loader = s3client._loader(f"{tmp_path / 'a'}:{tmp_path / 'b'}")
-    assert loader.search_paths[:2] == [str(tmp_path / "a"), str(tmp_path / "b")]
 
 
 def test_assume_role_goes_through_sts(moto_server: S3Server, bucket: str, tmp_path: Path) -> None:
