@@ -112,6 +112,14 @@ def test_query_parameters_are_encoded_as_prefect_expects(server: _Server) -> Non
     assert server.seen[0]["path"] == "/api/block_documents/x?include_secrets=true&tag=a&tag=b+c"
 
 
+def test_names_in_paths_are_percent_encoded(server: _Server) -> None:
+    http = _transport(server)
+    http.request("GET", "deployments/name/my flow/nächtlich?#")
+    http.request("GET", "variables/name/50% off")
+    assert [seen["path"] for seen in server.seen] == [
+        "/api/deployments/name/my%20flow/n%C3%A4chtlich%3F%23", "/api/variables/name/50%25%20off"]
+
+
 def test_gzip_answers_are_decoded(server: _Server) -> None:
     answer = _transport(server).request("GET", "gzip/x")
     assert answer.json() == {"path": "/api/gzip/x", "method": "GET"}

@@ -199,3 +199,18 @@ def test_a_deployment_made_by_prefect_runs_with_flowdeck(
     ran = cli.run("run", f"native-{uid}/d")
     assert ran.code == 0, ran.output
     assert json.loads(ran.stdout) == "made by prefect p"
+
+
+def test_names_with_spaces_and_accents_round_trip(
+        server: PrefectServer, project: Path, cli: type[CliRunner], uid: str) -> None:
+    # Prefect allows spaces and any letters in flow and deployment names; they travel in URL paths.
+    flow, name = f"hello {uid}", "nächtlich run"
+    write_project(project, flow, f"- name: {name}\n  flow_name: {flow}\n  entrypoint: flows/hello.py:hello\n"
+                                 f"  work_pool: {{name: pool-{uid}}}\n")
+    assert cli.run("deploy", "--all", "--create-pool").code == 0
+    shown = cli.run("deployment", "show", f"{flow}/{name}", "--json")
+    assert shown.code == 0 and json.loads(shown.stdout)["revision"] == 1, shown.output
+    history = cli.run("deployment", "history", f"{flow}/{name}", "--json")
+    assert history.code == 0 and len(json.loads(history.stdout)) == 1, history.output
+    removed = cli.run("deployment", "rm", f"{flow}/{name}")
+    assert removed.code == 0, removed.output

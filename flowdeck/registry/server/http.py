@@ -23,9 +23,12 @@ import ssl
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 __all__ = ["HttpTransport", "Interrupted", "NotSent", "Response"]
+
+
+_PATH_SAFE = "/:@!$&'()*+,;="  # kept as they are in a path, besides letters, digits and -._~ (RFC 3986)
 
 
 class NotSent(Exception):
@@ -104,7 +107,10 @@ class HttpTransport:
     def request(self, method: str, path: str, *, json_body: Any = None,
                 params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None) -> Response:
         """Send ``method`` to ``path`` (relative to the base URL) and read the whole answer."""
-        target = self._prefix + path.lstrip("/")
+        # Names in paths (`deployments/name/my flow/nightly`) go out percent-encoded (callers pass them
+        # raw): http.client refuses a space and cannot send a non-ASCII character; `%`, `?` and `#` are
+        # part of the name, not an escape, a query or a fragment.
+        target = quote(self._prefix + path.lstrip("/"), safe=_PATH_SAFE)
         if params:
             target += "?" + urlencode({k: _param(v) for k, v in params.items() if v is not None}, doseq=True)
         sent = {**self._headers, **(headers or {})}
