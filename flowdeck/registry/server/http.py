@@ -67,10 +67,13 @@ def _dropped(conn: http.client.HTTPConnection) -> bool:
     if sock is None:
         return True
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
+        if hasattr(select, "poll"):  # not select() where poll exists: it fails on descriptors past 1024
+            poller = select.poll()
+            poller.register(sock, select.POLLIN)
+            return bool(poller.poll(0))
+        return bool(select.select([sock], [], [], 0)[0])  # Windows
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 class HttpTransport:
