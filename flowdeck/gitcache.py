@@ -89,16 +89,20 @@ def locked_mirror(url: str, root: Path | None = None) -> Iterator[Path]:
     path = mirror_path(url, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = str(path) + ".lock"
-    try:
-        with held(lock, wait=LOCK_TIMEOUT,
-                  on_wait=lambda: log.info("waiting for another process that uses the git cache %s", path.name)):
-            _repair(path)
-            yield path
-    except LockTimeout:
-        raise GitError(
-            f"the git cache {path} has been in use by another process for more than {LOCK_TIMEOUT:g}s",
-            hint=f"wait for it, or if no flowdeck is running, remove {lock}; or set FLOWDECK_NO_CACHE=1",
-        ) from None
+    with contextlib.ExitStack() as stack:
+        # Only taking the lock is in the `try`: a timeout on another mirror's lock (a submodule's) while
+        # this one is held must name that mirror, not this one.
+        try:
+            stack.enter_context(held(
+                lock, wait=LOCK_TIMEOUT,
+                on_wait=lambda: log.info("waiting for another process that uses the git cache %s", path.name)))
+        except LockTimeout:
+            raise GitError(
+                f"the git cache {path} has been in use by another process for more than {LOCK_TIMEOUT:g}s",
+                hint=f"wait for it, or if no flowdeck is running, remove {lock}; or set FLOWDECK_NO_CACHE=1",
+            ) from None
+        _repair(path)
+        yield path
 
 
 def _repair(path: Path) -> None:

@@ -74,3 +74,38 @@ def test_never_follows_a_symlink(tmp_path: Path) -> None:
     with pytest.raises(OSError), held(tmp_path / "x.lock", wait=0.1):
         pass
     assert target.read_text() == "keep"
+
+
+
+def test_callers_turn_only_their_own_lock_timeout_into_their_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A timeout raised by the work done under the lock (another lock, say a submodule's mirror) is not
+    # reported as this lock's; a timeout taking this lock is.
+    from flowdeck import gitcache
+    from flowdeck.errors import GitError, StorageError
+    from flowdeck.steps.storage.staging import LOCK_NAME, locked_destination
+
+    inner = LockTimeout("another lock")
+    with pytest.raises(LockTimeout) as caught, locked_destination(tmp_path):
+        raise inner
+    assert caught.value is inner
+    url, cache = "git://127.0.0.1/x.git", tmp_path / "cache"
+    with pytest.raises(LockTimeout) as caught, gitcache.locked_mirror(url, cache):
+        raise inner
+    assert caught.value is inner
+
+    holder = _holder(tmp_path / LOCK_NAME, 3)
+    try:
+        with pytest.raises(StorageError, match="another pull"), locked_destination(tmp_path, wait=0.2):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()
+    monkeypatch.setattr(gitcache, "LOCK_TIMEOUT", 0.2)
+    holder = _holder(Path(str(gitcache.mirror_path(url, cache)) + ".lock"), 3)
+    try:
+        with pytest.raises(GitError, match="in use by another process"), gitcache.locked_mirror(url, cache):
+            pass
+    finally:
+        holder.kill()
+        holder.wait()

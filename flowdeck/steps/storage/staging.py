@@ -49,21 +49,21 @@ def locked_destination(target: Path, wait: float | None = None) -> Iterator[None
     (default :data:`LOCK_WAIT`) for another pull of it."""
     wait = LOCK_WAIT if wait is None else wait
     path = target / LOCK_NAME
-    try:
-        with held(path, wait=wait, remove=True,
-                  on_wait=lambda: log.info("waiting for another pull of %s to finish", target)):
-            yield
-    except LockTimeout:
-        raise StorageError(
-            f"another pull of {target} has been running for more than {wait:g}s",
-            hint="wait for it to finish, or stop it",
-        ) from None
-    except OSError as exc:
-        if exc.filename != str(path):
-            raise
-        raise StorageError(
-            f"cannot lock {path}: {exc.strerror}", hint="check that the directory is writable"
-        ) from exc
+    with contextlib.ExitStack() as stack:
+        # Only taking the lock is in the `try`: the same errors raised by the pull it guards are the pull's.
+        try:
+            stack.enter_context(held(path, wait=wait, remove=True,
+                                     on_wait=lambda: log.info("waiting for another pull of %s to finish", target)))
+        except LockTimeout:
+            raise StorageError(
+                f"another pull of {target} has been running for more than {wait:g}s",
+                hint="wait for it to finish, or stop it",
+            ) from None
+        except OSError as exc:
+            raise StorageError(
+                f"cannot lock {path}: {exc.strerror}", hint="check that the directory is writable"
+            ) from exc
+        yield
 
 
 def staging_dir(target: Path) -> Path:
