@@ -8,7 +8,9 @@ In order, the first that is set wins:
 4. otherwise flowdeck's embedded store under ``FLOWDECK_HOME``, exactly as without a server.
 
 Credentials follow the URL's family: flowdeck's own variables override Prefect's one by one, so a CI job
-can point flowdeck elsewhere without touching what ``prefect`` uses.
+can point flowdeck elsewhere without touching what ``prefect`` uses. So do Prefect's TLS settings,
+``PREFECT_API_SSL_CERT_FILE`` (default ``SSL_CERT_FILE``; else certifi's bundle) and
+``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["current", "reset", "server_config", "use_api"]
 
 _api_override: str | None = None
-_cached: tuple[tuple[str | None, ...], Registry] | None = None
+_cached: tuple[tuple[object, str | None], Registry] | None = None
 
 
 def use_api(url: str | None) -> None:
@@ -60,11 +62,33 @@ def server_config(environ: Mapping[str, str] | None = None) -> object | None:
 
     retries = pick("CLIENT_MAX_RETRIES")
     if retries is not None and not retries.strip().isdigit():
-        name = "FLOWDECK_CLIENT_MAX_RETRIES" if env.get("FLOWDECK_CLIENT_MAX_RETRIES") else "PREFECT_CLIENT_MAX_RETRIES"
+        name = _which(env, "CLIENT_MAX_RETRIES")
         raise RegistryError(f"{name} must be a whole number of retries, not {retries!r}",
                             hint=f"set {name}=5 (or unset it for the default, 10)")
-    return ServerConfig(url=url, auth_string=pick("API_AUTH_STRING"), api_key=pick("API_KEY"), source=source,
-                        max_retries=10 if retries is None else int(retries))
+    skip = pick("API_TLS_INSECURE_SKIP_VERIFY")
+    if skip is not None and skip.strip().lower() not in _TRUE | _FALSE:
+        name = _which(env, "API_TLS_INSECURE_SKIP_VERIFY")
+        raise RegistryError(f"{name} must be true or false, not {skip!r}", hint=f"set {name}=true, or unset it")
+    auth, key = pick("API_AUTH_STRING"), pick("API_KEY")
+    return ServerConfig(
+        url=url,
+        # A value read from a file (a Kubernetes secret, say) often ends in a newline that is not part of it.
+        auth_string=auth.strip("\r\n") if auth else None,
+        api_key=key.strip() if key else None,
+        source=source,
+        max_retries=10 if retries is None else int(retries),
+        ssl_cert_file=pick("API_SSL_CERT_FILE") or env.get("SSL_CERT_FILE") or None,
+        tls_insecure_skip_verify=skip is not None and skip.strip().lower() in _TRUE,
+    )
+
+
+_TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})
+_FALSE = frozenset({"0", "false", "no", "off", "f", "n", ""})
+
+
+def _which(env: Mapping[str, str], name: str) -> str:
+    """The variable that set ``name``: flowdeck's own when set, else Prefect's."""
+    return f"FLOWDECK_{name}" if env.get(f"FLOWDECK_{name}") else f"PREFECT_{name}"
 
 
 def current() -> Registry:
@@ -72,10 +96,7 @@ def current() -> Registry:
     global _cached
     config = server_config()
     env = os.environ
-    key = (_api_override, env.get("FLOWDECK_API_URL"), env.get("PREFECT_API_URL"),
-           env.get("FLOWDECK_API_AUTH_STRING"), env.get("PREFECT_API_AUTH_STRING"),
-           env.get("FLOWDECK_API_KEY"), env.get("PREFECT_API_KEY"), env.get("FLOWDECK_HOME"),
-           env.get("FLOWDECK_CLIENT_MAX_RETRIES"), env.get("PREFECT_CLIENT_MAX_RETRIES"))
+    key = (config, env.get("FLOWDECK_HOME"))  # every setting that makes the registry
     if _cached is not None and _cached[0] == key:
         return _cached[1]
     registry: Registry

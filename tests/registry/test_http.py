@@ -10,11 +10,17 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flowdeck.errors import RegistryError
+from flowdeck.registry import choose
+from flowdeck.registry.server import http as transport
+from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent
+from tests.servers.git import make_test_tls
 
 
 class _Server(ThreadingHTTPServer):
@@ -48,6 +54,22 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.startswith("/api/hangup"):
             self.close_connection = True
             return  # no answer at all
+        if self.path.startswith("/api/hints"):
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
+        if self.path.endswith("/admin/version"):
+            payload = b'"3.1.0"'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        if self.path.startswith("/api/badgzip"):
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"junk")
+            return
         payload = json.dumps({"path": self.path, "method": self.command}).encode()
         gzipped = self.path.startswith("/api/gzip")
         if gzipped:
@@ -106,6 +128,19 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(server: _Server
     assert server.connections == 2
 
 
+def test_an_idle_connection_past_the_keep_alive_expiry_is_not_reused(
+        server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server keeps it open, but a NAT or load balancer in between may have forgotten it silently.
+    monkeypatch.setattr(transport, "KEEPALIVE", 0.2)
+    http = _transport(server)
+    http.request("GET", "a")
+    http.request("GET", "b")
+    assert server.connections == 1
+    time.sleep(0.3)
+    http.request("POST", "c", json_body={})
+    assert server.connections == 2
+
+
 def test_query_parameters_are_encoded_as_prefect_expects(server: _Server) -> None:
     http = _transport(server)
     http.request("GET", "block_documents/x", params={"include_secrets": True, "gone": None, "tag": ["a", "b c"]})
@@ -118,6 +153,21 @@ def test_names_in_paths_are_percent_encoded(server: _Server) -> None:
     http.request("GET", "variables/name/50% off")
     assert [seen["path"] for seen in server.seen] == [
         "/api/deployments/name/my%20flow/n%C3%A4chtlich%3F%23", "/api/variables/name/50%25%20off"]
+
+
+def test_an_escape_in_the_base_url_is_sent_as_written(server: _Server) -> None:
+    port = server.server_address[1]
+    HttpTransport(f"http://127.0.0.1:{port}/prefect%20srv/api", {}, 5.0, None).request("GET", "flows/x")
+    assert server.seen[0]["path"] == "/prefect%20srv/api/flows/x"
+
+
+def test_informational_and_undecodable_answers_are_interrupted_exchanges(server: _Server) -> None:
+    http = _transport(server)
+    with pytest.raises(Interrupted, match="103"):
+        http.request("GET", "hints")
+    with pytest.raises(Interrupted, match="decompress"):
+        http.request("GET", "badgzip")
+    assert http.request("GET", "after").json()["path"] == "/api/after"
 
 
 def test_gzip_answers_are_decoded(server: _Server) -> None:
@@ -172,3 +222,60 @@ def test_threads_can_share_one_transport(server: _Server) -> None:
 def test_unusable_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         HttpTransport(url, {}, 5.0, None)
+
+
+def test_header_values_with_line_breaks_are_refused() -> None:
+    with pytest.raises(ValueError, match="Authorization"):
+        HttpTransport("http://127.0.0.1:9/api", {"Authorization": "Bearer k\nX: y"}, 5.0, None)
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """An https server on 127.0.0.1 with a certificate from a throwaway CA; (API URL, CA file)."""
+    import ssl
+
+    tls = make_test_tls(tmp_path_factory.mktemp("tls"))
+    srv = _Server()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tls["cert"], tls["key"])
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"https://127.0.0.1:{srv.server_address[1]}/api", tls["ca"]
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_tls_trusts_the_ca_file_prefect_reads_and_can_skip_checks_as_prefect_does(
+        tls_server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    url, ca = tls_server
+    for name in ("PREFECT_API_SSL_CERT_FILE", "SSL_CERT_FILE", "PREFECT_API_TLS_INSECURE_SKIP_VERIFY",
+                 "FLOWDECK_API_SSL_CERT_FILE", "FLOWDECK_API_TLS_INSECURE_SKIP_VERIFY"):
+        monkeypatch.delenv(name, raising=False)
+
+    def version(**env: str) -> str:
+        config = choose.server_config({"PREFECT_API_URL": url, **env})
+        assert isinstance(config, ServerConfig)
+        with PrefectClient(config, retries=0) as client:
+            return client.check_version()
+
+    # certifi's bundle by default, as Prefect: a private CA is not trusted.
+    with pytest.raises(RegistryError, match=r"does not trust.*CERTIFICATE_VERIFY_FAILED") as refused:
+        version()
+    assert "PREFECT_API_SSL_CERT_FILE" in (refused.value.hint or "")
+    assert version(PREFECT_API_SSL_CERT_FILE=str(ca)) == "3.1.0"
+    assert version(SSL_CERT_FILE=str(ca)) == "3.1.0"  # Prefect's default for its setting
+    assert version(PREFECT_API_TLS_INSECURE_SKIP_VERIFY="true") == "3.1.0"
+    with pytest.raises(RegistryError, match="cannot load the CA bundle"):
+        version(PREFECT_API_SSL_CERT_FILE=str(ca) + ".missing")
+    with pytest.raises(RegistryError, match="must be true or false"):
+        version(FLOWDECK_API_TLS_INSECURE_SKIP_VERIFY="sometimes")
+
+
+def test_credentials_read_from_files_lose_their_trailing_newline() -> None:
+    config = choose.server_config({"PREFECT_API_URL": "http://127.0.0.1:9/api", "PREFECT_API_KEY": "pnu_k\n",
+                                   "PREFECT_API_AUTH_STRING": "u:p w\r\n"})
+    assert isinstance(config, ServerConfig)
+    assert (config.api_key, config.auth_string) == ("pnu_k", "u:p w")
+    with pytest.raises(RegistryError, match="line break or another control character"):
+        PrefectClient(ServerConfig("http://127.0.0.1:9/api", api_key="a\nb"))

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
-from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent, Response
+from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent, Response, UntrustedCertificate
 
 __all__ = ["PAGE", "SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
 
@@ -70,6 +70,11 @@ class ServerConfig:
     source: str = "PREFECT_API_URL"
     #: How many times a 429/502/503 or a dropped connection is retried (``PREFECT_CLIENT_MAX_RETRIES``).
     max_retries: int = 10
+    #: The CA bundle for an https server (``PREFECT_API_SSL_CERT_FILE``, else ``SSL_CERT_FILE``); None:
+    #: certifi's, as Prefect's own client.
+    ssl_cert_file: str | None = None
+    #: Skip certificate checks (``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``): self-signed development servers.
+    tls_insecure_skip_verify: bool = False
 
     def headers(self) -> dict[str, str]:
         """The authentication header (Basic wins over Bearer, as in Prefect's client)."""
@@ -131,17 +136,22 @@ def _idempotent(method: str, path: str) -> bool:
 
 
 @functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """One TLS context per process (loading the CA bundle costs ~30 ms, and a flow run opens three clients).
-
-    certifi's bundle where it is installed (what httpx, and so Prefect's own client, trusts), else the
-    system's store (which also honours SSL_CERT_FILE and SSL_CERT_DIR). A plain-http server needs none.
-    """
-    try:
-        import certifi
-    except ImportError:
-        return ssl.create_default_context()
-    return ssl.create_default_context(cafile=certifi.where())
+def _tls_context(cert_file: str | None, insecure: bool) -> ssl.SSLContext:
+    """One TLS context per process and setting (loading a CA bundle costs ~30 ms, and a flow run opens
+    three clients), made as Prefect's own client makes it: ``cert_file`` or certifi's bundle, or no checks
+    at all when ``insecure``. A plain-http server needs none."""
+    if insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if cert_file is None:
+        try:
+            import certifi
+        except ImportError:  # a dependency, but installed without it: the system's store
+            return ssl.create_default_context()
+        cert_file = certifi.where()
+    return ssl.create_default_context(cafile=cert_file)
 
 
 class PrefectClient:
@@ -162,9 +172,21 @@ class PrefectClient:
         self._version_checked = version_checked
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
+        for name, value in (("API key", config.api_key), ("API auth string", config.auth_string)):
+            if value and any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise RegistryError(f"the {name} holds a line break or another control character",
+                                    hint=f"set PREFECT_{name.upper().replace(' ', '_')} (or FLOWDECK_...) "
+                                         "to the value alone")
+        context = None
+        if base.startswith("https:"):
+            try:
+                context = _tls_context(config.ssl_cert_file, config.tls_insecure_skip_verify)
+            except OSError as exc:  # a missing or unreadable bundle; ssl.SSLError for a malformed one
+                raise RegistryError(f"cannot load the CA bundle {config.ssl_cert_file}: {exc}",
+                                    hint="point PREFECT_API_SSL_CERT_FILE (or SSL_CERT_FILE) at a PEM file of "
+                                         "CA certificates") from None
         try:
-            self._http = HttpTransport(base, {"Accept": "application/json", **config.headers()}, timeout,
-                                       _tls_context() if base.startswith("https:") else None)
+            self._http = HttpTransport(base, {"Accept": "application/json", **config.headers()}, timeout, context)
         except ValueError as exc:
             raise RegistryError(f"{config.source} is not a usable URL ({redact(str(exc))}): {safe_url(config.url)}",
                                 hint=f"set {config.source} to the server's API, e.g. http://127.0.0.1:4200/api"
@@ -199,6 +221,12 @@ class PrefectClient:
             try:
                 self.requests += 1
                 response = self._http.request(method, path, json_body=body, params=params, headers=headers)
+            except UntrustedCertificate as exc:  # the same answer every time: not retried
+                raise RegistryError(
+                    f"the Prefect server at {self.where} presented a certificate flowdeck does not trust: "
+                    f"{redact(str(exc))}",
+                    hint="set PREFECT_API_SSL_CERT_FILE (or SSL_CERT_FILE) to the CA bundle that signed it, or "
+                         "PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true for a development server") from None
             except (NotSent, Interrupted) as exc:
                 # A refused connection never reached the server: safe to retry any method. Other
                 # failures may have been applied, so only idempotent methods are retried.

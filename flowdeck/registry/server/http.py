@@ -21,18 +21,28 @@ import json
 import select
 import ssl
 import threading
+import time
+import zlib
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
-__all__ = ["HttpTransport", "Interrupted", "NotSent", "Response"]
+__all__ = ["HttpTransport", "Interrupted", "NotSent", "Response", "UntrustedCertificate"]
 
 
 _PATH_SAFE = "/:@!$&'()*+,;="  # kept as they are in a path, besides letters, digits and -._~ (RFC 3986)
+#: Idle connections older than this are closed, not reused (httpx's default, and uvicorn's keep-alive): a NAT
+#: or load balancer between a worker and the server may forget a quiet connection without telling either
+#: end, and a flow run's client is quiet for the whole flow before it sends the final state.
+KEEPALIVE = 5.0
 
 
 class NotSent(Exception):
     """The connection could not be made: the server never saw the request."""
+
+
+class UntrustedCertificate(NotSent):
+    """The TLS handshake failed on the server's certificate (unknown CA, wrong host name, expired)."""
 
 
 class Interrupted(Exception):
@@ -85,9 +95,10 @@ class HttpTransport:
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("it must start with http:// or https:// and name a host")
         self._https = parts.scheme == "https"
+        parts.hostname.encode("idna")  # UnicodeError (a ValueError) here, not at the first request
         self._host = parts.hostname
         self._port = parts.port or (443 if self._https else 80)
-        self._prefix = parts.path.rstrip("/") + "/"
+        self._prefix = parts.path.rstrip("/") + "/"  # as written: an escape in it is already one
         self._timeout = timeout
         self._context = context
         self._headers = {"Accept-Encoding": "gzip", "User-Agent": "flowdeck", **headers}
@@ -95,7 +106,10 @@ class HttpTransport:
             # user:password in the URL is HTTP Basic authentication, as httpx and browsers treat it.
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-        self._idle: list[http.client.HTTPConnection] = []
+        for name, value in self._headers.items():
+            if any(ord(c) < 32 or ord(c) == 127 for c in value):
+                raise ValueError(f"the {name} header would hold a line break or a control character")
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
         self._closed = False
 
@@ -104,7 +118,7 @@ class HttpTransport:
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
-        for conn in idle:
+        for conn, _ in idle:
             conn.close()
 
     def request(self, method: str, path: str, *, json_body: Any = None,
@@ -113,7 +127,7 @@ class HttpTransport:
         # Names in paths (`deployments/name/my flow/nightly`) go out percent-encoded (callers pass them
         # raw): http.client refuses a space and cannot send a non-ASCII character; `%`, `?` and `#` are
         # part of the name, not an escape, a query or a fragment.
-        target = quote(self._prefix + path.lstrip("/"), safe=_PATH_SAFE)
+        target = self._prefix + quote(path.lstrip("/"), safe=_PATH_SAFE)
         if params:
             target += "?" + urlencode({k: _param(v) for k, v in params.items() if v is not None}, doseq=True)
         sent = {**self._headers, **(headers or {})}
@@ -129,10 +143,18 @@ class HttpTransport:
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise Interrupted(str(exc) or type(exc).__name__) from None
+        except BaseException:
+            conn.close()  # never back in the pool half-used
+            raise
+        if answer.status < 200:
+            # http.client skips only 100 Continue; another informational answer (103 Early Hints) would be
+            # taken for the final one, with the real answer left unread on the connection.
+            conn.close()
+            raise Interrupted(f"an unexpected informational answer (HTTP {answer.status})")
         if answer.getheader("Content-Encoding", "").lower() == "gzip":
             try:
                 content = gzip.decompress(content)
-            except (OSError, EOFError) as exc:
+            except (OSError, EOFError, zlib.error) as exc:
                 conn.close()
                 raise Interrupted(f"a compressed answer does not decompress ({exc})") from None
         if answer.will_close:
@@ -144,8 +166,8 @@ class HttpTransport:
     def _connection(self) -> http.client.HTTPConnection:
         with self._lock:
             while self._idle:
-                idle = self._idle.pop()
-                if not _dropped(idle):
+                idle, since = self._idle.pop()
+                if time.monotonic() - since < KEEPALIVE and not _dropped(idle):
                     return idle
                 idle.close()
         conn: http.client.HTTPConnection
@@ -155,6 +177,9 @@ class HttpTransport:
             conn = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
         try:
             conn.connect()
+        except ssl.SSLCertVerificationError as exc:
+            conn.close()
+            raise UntrustedCertificate(str(exc)) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise NotSent(str(exc) or type(exc).__name__) from None
@@ -163,7 +188,7 @@ class HttpTransport:
     def _release(self, conn: http.client.HTTPConnection) -> None:
         with self._lock:
             if not self._closed and len(self._idle) < 8:
-                self._idle.append(conn)
+                self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
 
