@@ -235,7 +235,7 @@ class PrefectClient:
                 limit = min(self.retries, 3) if never_sent else self.retries
                 if attempt < limit and (never_sent or _idempotent(method, path)):
                     attempt += 1
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    time.sleep(min(self.backoff * 2 ** (attempt - 1), 5.0))  # capped as for busy answers
                     continue
                 message = (f"cannot reach the Prefect server at {self.where}: "
                            f"{redact(str(exc)) or type(exc).__name__}")
