@@ -141,6 +141,12 @@ def test_an_idle_connection_past_the_keep_alive_expiry_is_not_reused(
     assert server.connections == 2
 
 
+def test_a_body_with_a_lone_surrogate_is_still_sent(server: _Server) -> None:
+    # A file name that is not UTF-8 comes out of os.fsdecode with a lone surrogate, and can reach a log line.
+    _transport(server).request("POST", "logs/", json_body=[{"message": "pulled bad\udcff.py"}])
+    assert json.loads(server.seen[0]["body"]) == [{"message": "pulled bad?.py"}]
+
+
 def test_query_parameters_are_encoded_as_prefect_expects(server: _Server) -> None:
     http = _transport(server)
     http.request("GET", "block_documents/x", params={"include_secrets": True, "gone": None, "tag": ["a", "b c"]})

@@ -133,7 +133,10 @@ class HttpTransport:
         sent = {**self._headers, **(headers or {})}
         body: bytes | None = None
         if json_body is not None:
-            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+            # "replace": a lone surrogate (a file name that is not UTF-8, decoded by os.fsdecode, in a log
+            # line) becomes "?" instead of failing the whole request.
+            body = json.dumps(json_body, ensure_ascii=False, separators=(",", ":"),
+                              allow_nan=False).encode("utf-8", "replace")
             sent["Content-Type"] = "application/json"
         conn = self._connection()
         try:
