@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,80 +17,13 @@ from flowdeck.registry import choose
 from flowdeck.registry.server import http as transport
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
 from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent
+from tests.servers.echo_http import EchoServer
 from tests.servers.git import make_test_tls
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.connections = 0
-        self.seen: list[dict[str, Any]] = []
-        self.close_idle_after: float | None = None  # close a kept-alive connection idle this long
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections += 1
-        if self.server.close_idle_after is not None:
-            self.request.settimeout(self.server.close_idle_after)
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        self.server.seen.append({"method": self.command, "path": self.path, "body": body,
-                                 "headers": dict(self.headers)})
-        if self.path.startswith("/api/hangup"):
-            self.close_connection = True
-            return  # no answer at all
-        if self.path.startswith("/api/hints"):
-            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n")
-        if self.path.endswith("/admin/version"):
-            payload = b'"3.1.0"'
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        if self.path.startswith("/api/badgzip"):
-            self.send_response(200)
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", "4")
-            self.end_headers()
-            self.wfile.write(b"junk")
-            return
-        payload = json.dumps({"path": self.path, "method": self.command}).encode()
-        gzipped = self.path.startswith("/api/gzip")
-        if gzipped:
-            payload = gzip.compress(payload)
-        self.send_response(201 if self.command == "POST" else 200)
-        self.send_header("Content-Type", "application/json")
-        if gzipped:
-            self.send_header("Content-Encoding", "gzip")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    do_GET = do_POST = do_DELETE = _answer
-
-    def handle_one_request(self) -> None:
-        try:
-            super().handle_one_request()
-        except TimeoutError:
-            self.close_connection = True  # the idle keep-alive timeout: close, as uvicorn does
-
-
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    srv = _Server()
+def server() -> Iterator[EchoServer]:
+    srv = EchoServer()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield srv
@@ -101,11 +31,11 @@ def server() -> Iterator[_Server]:
     srv.server_close()
 
 
-def _transport(srv: _Server, **headers: str) -> HttpTransport:
+def _transport(srv: EchoServer, **headers: str) -> HttpTransport:
     return HttpTransport(f"http://127.0.0.1:{srv.server_address[1]}/api/", headers, 5.0, None)
 
 
-def test_requests_share_one_kept_alive_connection(server: _Server) -> None:
+def test_requests_share_one_kept_alive_connection(server: EchoServer) -> None:
     http = _transport(server, Accept="application/json")
     first = http.request("GET", "flows/x")
     second = http.request("POST", "/flows/filter", json_body={"limit": 2, "name": "é"})
@@ -117,7 +47,7 @@ def test_requests_share_one_kept_alive_connection(server: _Server) -> None:
     http.close()
 
 
-def test_a_connection_the_server_closed_while_idle_is_not_reused(server: _Server) -> None:
+def test_a_connection_the_server_closed_while_idle_is_not_reused(server: EchoServer) -> None:
     # A request written to a connection the server has closed would fail after it may have been sent; a POST
     # that creates something could then not be retried. The transport checks an idle connection first.
     server.close_idle_after = 0.2
@@ -129,7 +59,7 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(server: _Server
 
 
 def test_an_idle_connection_past_the_keep_alive_expiry_is_not_reused(
-        server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+        server: EchoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     # The server keeps it open, but a NAT or load balancer in between may have forgotten it silently.
     monkeypatch.setattr(transport, "KEEPALIVE", 0.2)
     http = _transport(server)
@@ -141,19 +71,19 @@ def test_an_idle_connection_past_the_keep_alive_expiry_is_not_reused(
     assert server.connections == 2
 
 
-def test_a_body_with_a_lone_surrogate_is_still_sent(server: _Server) -> None:
+def test_a_body_with_a_lone_surrogate_is_still_sent(server: EchoServer) -> None:
     # A file name that is not UTF-8 comes out of os.fsdecode with a lone surrogate, and can reach a log line.
     _transport(server).request("POST", "logs/", json_body=[{"message": "pulled bad\udcff.py"}])
     assert json.loads(server.seen[0]["body"]) == [{"message": "pulled bad?.py"}]
 
 
-def test_query_parameters_are_encoded_as_prefect_expects(server: _Server) -> None:
+def test_query_parameters_are_encoded_as_prefect_expects(server: EchoServer) -> None:
     http = _transport(server)
     http.request("GET", "block_documents/x", params={"include_secrets": True, "gone": None, "tag": ["a", "b c"]})
     assert server.seen[0]["path"] == "/api/block_documents/x?include_secrets=true&tag=a&tag=b+c"
 
 
-def test_names_in_paths_are_percent_encoded(server: _Server) -> None:
+def test_names_in_paths_are_percent_encoded(server: EchoServer) -> None:
     http = _transport(server)
     http.request("GET", "deployments/name/my flow/nächtlich?#")
     http.request("GET", "variables/name/50% off")
@@ -161,13 +91,13 @@ def test_names_in_paths_are_percent_encoded(server: _Server) -> None:
         "/api/deployments/name/my%20flow/n%C3%A4chtlich%3F%23", "/api/variables/name/50%25%20off"]
 
 
-def test_an_escape_in_the_base_url_is_sent_as_written(server: _Server) -> None:
+def test_an_escape_in_the_base_url_is_sent_as_written(server: EchoServer) -> None:
     port = server.server_address[1]
     HttpTransport(f"http://127.0.0.1:{port}/prefect%20srv/api", {}, 5.0, None).request("GET", "flows/x")
     assert server.seen[0]["path"] == "/prefect%20srv/api/flows/x"
 
 
-def test_informational_and_undecodable_answers_are_interrupted_exchanges(server: _Server) -> None:
+def test_informational_and_undecodable_answers_are_interrupted_exchanges(server: EchoServer) -> None:
     http = _transport(server)
     with pytest.raises(Interrupted, match="103"):
         http.request("GET", "hints")
@@ -176,13 +106,13 @@ def test_informational_and_undecodable_answers_are_interrupted_exchanges(server:
     assert http.request("GET", "after").json()["path"] == "/api/after"
 
 
-def test_gzip_answers_are_decoded(server: _Server) -> None:
+def test_gzip_answers_are_decoded(server: EchoServer) -> None:
     answer = _transport(server).request("GET", "gzip/x")
     assert answer.json() == {"path": "/api/gzip/x", "method": "GET"}
     assert server.seen[0]["headers"]["Accept-Encoding"] == "gzip"
 
 
-def test_credentials_in_the_url_are_sent_as_basic_authentication(server: _Server) -> None:
+def test_credentials_in_the_url_are_sent_as_basic_authentication(server: EchoServer) -> None:
     port = server.server_address[1]
     HttpTransport(f"http://us%40r:p%3Ass@127.0.0.1:{port}/api", {}, 5.0, None).request("GET", "x")
     sent = server.seen[0]["headers"]["Authorization"]
@@ -197,14 +127,14 @@ def test_a_refused_connection_was_never_sent() -> None:
             HttpTransport(f"http://127.0.0.1:{port}/api", {}, 5.0, None).request("GET", "x")
 
 
-def test_a_connection_dropped_without_an_answer_is_interrupted(server: _Server) -> None:
+def test_a_connection_dropped_without_an_answer_is_interrupted(server: EchoServer) -> None:
     http = _transport(server)
     with pytest.raises(Interrupted):
         http.request("POST", "hangup", json_body={})
     assert http.request("GET", "after").status_code == 200  # the broken connection was not kept
 
 
-def test_threads_can_share_one_transport(server: _Server) -> None:
+def test_threads_can_share_one_transport(server: EchoServer) -> None:
     http = _transport(server)
     failures: list[BaseException] = []
 
@@ -241,7 +171,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     import ssl
 
     tls = make_test_tls(tmp_path_factory.mktemp("tls"))
-    srv = _Server()
+    srv = EchoServer()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(tls["cert"], tls["key"])
     srv.socket = context.wrap_socket(srv.socket, server_side=True)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["FaultyHttpProxy", "FlakyProxy"]
+__all__ = ["FaultyHttpProxy", "FlakyProxy", "pipe"]
 
 
 class FlakyProxy:
@@ -77,20 +77,30 @@ class FlakyProxy:
                 threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                with self._lock:
-                    self._open.discard(sock)
-                sock.close()
+        def forget(sock: socket.socket) -> None:
+            with self._lock:
+                self._open.discard(sock)
+
+        pipe(src, dst, forget)
+
+
+def pipe(src: socket.socket, dst: socket.socket, closing: Callable[[socket.socket], None] | None = None) -> None:
+    """Copy ``src`` to ``dst`` until either side ends, then shut both down and close them (``closing`` is
+    told of each first)."""
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            if closing is not None:
+                closing(sock)
+            sock.close()
 
 
 class FaultyHttpProxy:

@@ -39,7 +39,7 @@ __all__ = [
 
 SANS = (
     "DNS:localhost,IP:127.0.0.1,DNS:github.localhost,DNS:gitlab.localhost,DNS:bitbucket.localhost,"
-    "DNS:bitbucketserver.localhost"
+    "DNS:bitbucketserver.localhost,DNS:api.prefect.test"
 )
 SERVER_SCRIPT = Path(__file__).with_name("git_http_server.py")
 HOSTS = (

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
 from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent, Response, UntrustedCertificate
+from flowdeck.registry.server.proxy import ProxySettingError
 
 __all__ = ["PAGE", "SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
 
@@ -187,6 +188,8 @@ class PrefectClient:
                                          "CA certificates") from None
         try:
             self._http = HttpTransport(base, {"Accept": "application/json", **config.headers()}, timeout, context)
+        except ProxySettingError as exc:
+            raise RegistryError(str(exc), hint="fix that variable, or add the server's host to NO_PROXY") from None
         except ValueError as exc:
             raise RegistryError(f"{config.source} is not a usable URL ({redact(str(exc))}): {safe_url(config.url)}",
                                 hint=f"set {config.source} to the server's API, e.g. http://127.0.0.1:4200/api"
