@@ -325,6 +325,10 @@ class MissingValueWarning(FlowdeckWarning):
 
 
 
+class SettingWarning(FlowdeckWarning):
+    """An environment setting flowdeck ignores in part (a custom header it must set itself, say)."""
+
+
 class SecretWarning(FlowdeckWarning):
     """A secret was kept out of what flowdeck stores (a token removed from a URL, say)."""
 

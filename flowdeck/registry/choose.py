@@ -10,16 +10,20 @@ In order, the first that is set wins:
 Credentials follow the URL's family: flowdeck's own variables override Prefect's one by one, so a CI job
 can point flowdeck elsewhere without touching what ``prefect`` uses. So do Prefect's TLS settings,
 ``PREFECT_API_SSL_CERT_FILE`` (default ``SSL_CERT_FILE``; else certifi's bundle) and
-``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``.
+``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``, and ``PREFECT_CLIENT_CUSTOM_HEADERS`` and
+``PREFECT_API_REQUEST_TIMEOUT``.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import warnings
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from flowdeck.errors import RegistryError
+from flowdeck.errors import RegistryError, SettingWarning
 
 if TYPE_CHECKING:
     from flowdeck.registry.base import Registry
@@ -79,7 +83,54 @@ def server_config(environ: Mapping[str, str] | None = None) -> object | None:
         max_retries=10 if retries is None else int(retries),
         ssl_cert_file=pick("API_SSL_CERT_FILE") or env.get("SSL_CERT_FILE") or None,
         tls_insecure_skip_verify=skip is not None and skip.strip().lower() in _TRUE,
+        custom_headers=_custom_headers(pick("CLIENT_CUSTOM_HEADERS"), _which(env, "CLIENT_CUSTOM_HEADERS")),
+        request_timeout=_timeout(pick("API_REQUEST_TIMEOUT"), _which(env, "API_REQUEST_TIMEOUT")),
     )
+
+
+#: Headers the client sets itself, which Prefect's client also refuses to take from its custom headers.
+_PROTECTED = frozenset({"user-agent", "prefect-csrf-token", "prefect-csrf-client"})
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+def _custom_headers(raw: str | None, name: str) -> tuple[tuple[str, str], ...]:
+    """``PREFECT_CLIENT_CUSTOM_HEADERS``: a JSON object of header names to string values."""
+    if not raw:
+        return ()
+    hint = f'set {name} to a JSON object, e.g. {{"X-Team": "data"}}, or unset it'
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise RegistryError(f"{name} is not valid JSON", hint=hint) from None  # the text may hold a secret
+    if not isinstance(data, dict):
+        raise RegistryError(f"{name} must be a JSON object of header names to values", hint=hint)
+    headers: list[tuple[str, str]] = []
+    for header, value in data.items():
+        if not _HEADER_NAME.match(header):
+            raise RegistryError(f"{name}: {header!r} is not a valid header name", hint=hint)
+        if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise RegistryError(f"{name}: the value of {header} must be a string on one line", hint=hint)
+        if header.lower() in _PROTECTED:
+            warnings.warn(SettingWarning(
+                f"{name}: {header} is ignored: flowdeck sets it itself (as Prefect's client does)",
+                hint=f"remove {header} from {name}"), stacklevel=3)
+            continue
+        headers.append((header, value))
+    return tuple(headers)
+
+
+def _timeout(raw: str | None, name: str) -> float:
+    """``PREFECT_API_REQUEST_TIMEOUT``: seconds, default 30."""
+    if raw is None or not raw.strip():
+        return 30.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise RegistryError(f"{name} must be a number of seconds above 0, not {raw!r}",
+                            hint=f"set {name}=60, or unset it for the default, 30")
+    return seconds
 
 
 _TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flowdeck.errors import RegistryError
+from flowdeck.errors import RegistryError, SettingWarning
+from flowdeck.redact import redact
 from flowdeck.registry import choose
 from flowdeck.registry.server import http as transport
 from flowdeck.registry.server.client import PrefectClient, ServerConfig
@@ -215,3 +216,38 @@ def test_credentials_read_from_files_lose_their_trailing_newline() -> None:
     assert (config.api_key, config.auth_string) == ("pnu_k", "u:p w")
     with pytest.raises(RegistryError, match="line break or another control character"):
         PrefectClient(ServerConfig("http://127.0.0.1:9/api", api_key="a\nb"))
+
+
+def test_custom_headers_and_timeout_are_read_as_prefect_reads_them(server: EchoServer) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    token = "cf-access-sentinel-0123456789"
+    with pytest.warns(SettingWarning, match="User-Agent is ignored"):
+        config = choose.server_config({
+            "PREFECT_API_URL": url, "PREFECT_API_KEY": "pnu_key",
+            "PREFECT_CLIENT_CUSTOM_HEADERS": json.dumps({"CF-Access-Client-Secret": token, "User-Agent": "x"}),
+            "PREFECT_API_REQUEST_TIMEOUT": "0.5"})
+    assert isinstance(config, ServerConfig) and config.request_timeout == 0.5
+    with PrefectClient(config, retries=0) as client:
+        client.check_version()
+        sent = server.seen[-1]["headers"]
+        assert sent["CF-Access-Client-Secret"] == token and sent["User-Agent"] == "flowdeck"
+        assert sent["Authorization"] == "Bearer pnu_key"
+        assert token not in redact(f"header {token}")  # masked wherever it could be printed
+        started = time.monotonic()
+        with pytest.raises(RegistryError, match="cannot reach"):
+            client.get("slow")
+        assert time.monotonic() - started < 1.8  # the 0.5 s timeout, not the 2 s answer
+
+
+@pytest.mark.parametrize(("name", "value", "problem"), [
+    ("PREFECT_CLIENT_CUSTOM_HEADERS", "{not json sentinel-9f3", "not valid JSON"),
+    ("PREFECT_CLIENT_CUSTOM_HEADERS", '["X-A"]', "JSON object"),
+    ("FLOWDECK_CLIENT_CUSTOM_HEADERS", '{"Bad Name": "v"}', "not a valid header name"),
+    ("PREFECT_CLIENT_CUSTOM_HEADERS", '{"X-A": "a\\nb"}', "string on one line"),
+    ("PREFECT_API_REQUEST_TIMEOUT", "soon", "number of seconds"),
+    ("PREFECT_API_REQUEST_TIMEOUT", "0", "number of seconds"),
+])
+def test_bad_client_settings_are_named(name: str, value: str, problem: str) -> None:
+    with pytest.raises(RegistryError, match=problem) as refused:
+        choose.server_config({"PREFECT_API_URL": "http://127.0.0.1:9/api", name: value})
+    assert name in str(refused.value) and "sentinel" not in str(refused.value)

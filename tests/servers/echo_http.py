@@ -2,14 +2,16 @@
 
 It records every request (method, path, body, headers) and answers with JSON naming the path. A few paths
 misbehave on purpose: ``/api/hangup`` closes without an answer, ``/api/hints`` sends a 103 first,
-``/api/badgzip`` sends a body that does not decompress, ``.../admin/version`` answers a Prefect 3 version,
-``/api/gzip...`` answers compressed. ``close_idle_after`` closes kept-alive connections idle that long.
+``/api/badgzip`` sends a body that does not decompress, ``/api/slow`` waits 2 s; ``.../admin/version``
+answers a Prefect 3 version, ``/api/gzip...`` answers compressed. ``close_idle_after`` closes kept-alive
+connections idle that long.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,6 +48,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path, "body": body,
                                  "headers": dict(self.headers)})
+        if self.path.startswith("/api/slow"):
+            time.sleep(2)
         if self.path.startswith("/api/hangup"):
             self.close_connection = True
             return  # no answer at all

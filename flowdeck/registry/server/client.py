@@ -76,15 +76,20 @@ class ServerConfig:
     ssl_cert_file: str | None = None
     #: Skip certificate checks (``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``): self-signed development servers.
     tls_insecure_skip_verify: bool = False
+    #: Headers sent with every request (``PREFECT_CLIENT_CUSTOM_HEADERS``): an authenticating proxy's, say.
+    custom_headers: tuple[tuple[str, str], ...] = ()
+    #: Seconds to wait to connect, and for each read of an answer (``PREFECT_API_REQUEST_TIMEOUT``).
+    request_timeout: float = 30.0
 
     def headers(self) -> dict[str, str]:
-        """The authentication header (Basic wins over Bearer, as in Prefect's client)."""
+        """The authentication header (Basic wins over Bearer, as in Prefect's client), then the custom ones
+        (which, as in Prefect's client, may replace it)."""
+        auth: dict[str, str] = {}
         if self.auth_string:
-            token = base64.b64encode(self.auth_string.encode()).decode()
-            return {"Authorization": f"Basic {token}"}
-        if self.api_key:
-            return {"Authorization": f"Bearer {self.api_key}"}
-        return {}
+            auth = {"Authorization": "Basic " + base64.b64encode(self.auth_string.encode()).decode()}
+        elif self.api_key:
+            auth = {"Authorization": f"Bearer {self.api_key}"}
+        return {**auth, **dict(self.custom_headers)}
 
     def register_secrets(self) -> None:
         """Mask every credential in all output from now on."""
@@ -94,6 +99,8 @@ class ServerConfig:
                 register_secret(base64.b64encode(value.encode()).decode())
                 if ":" in value:
                     register_secret(value.split(":", 1)[1])
+        for _, value in self.custom_headers:  # an access token for the proxy in front, often
+            register_secret(value)
         parts = urlsplit(self.url)
         if parts.password:
             register_secret(parts.password)
@@ -158,10 +165,11 @@ def _tls_context(cert_file: str | None, insecure: bool) -> ssl.SSLContext:
 class PrefectClient:
     """A synchronous client for one Prefect API base URL; counts the requests it sends."""
 
-    def __init__(self, config: ServerConfig, *, timeout: float = 30.0, retries: int | None = None,
+    def __init__(self, config: ServerConfig, *, timeout: float | None = None, retries: int | None = None,
                  backoff: float = 0.25, version_checked: bool = False) -> None:
-        """``version_checked``: another client of this process already checked this server's version, so
-        the first request need not (:meth:`check_version`)."""
+        """``timeout``: the config's ``request_timeout`` unless given. ``version_checked``: another client of
+        this process already checked this server's version, so the first request need not
+        (:meth:`check_version`)."""
         config.register_secrets()
         self.config = config
         self.retries = config.max_retries if retries is None else retries
@@ -187,7 +195,8 @@ class PrefectClient:
                                     hint="point PREFECT_API_SSL_CERT_FILE (or SSL_CERT_FILE) at a PEM file of "
                                          "CA certificates") from None
         try:
-            self._http = HttpTransport(base, {"Accept": "application/json", **config.headers()}, timeout, context)
+            self._http = HttpTransport(base, {"Accept": "application/json", **config.headers()},
+                                       config.request_timeout if timeout is None else timeout, context)
         except ProxySettingError as exc:
             raise RegistryError(str(exc), hint="fix that variable, or add the server's host to NO_PROXY") from None
         except ValueError as exc:
