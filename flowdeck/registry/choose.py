@@ -10,8 +10,8 @@ In order, the first that is set wins:
 Credentials follow the URL's family: flowdeck's own variables override Prefect's one by one, so a CI job
 can point flowdeck elsewhere without touching what ``prefect`` uses. So do Prefect's TLS settings,
 ``PREFECT_API_SSL_CERT_FILE`` (default ``SSL_CERT_FILE``; else certifi's bundle) and
-``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``, and ``PREFECT_CLIENT_CUSTOM_HEADERS`` and
-``PREFECT_API_REQUEST_TIMEOUT``.
+``PREFECT_API_TLS_INSECURE_SKIP_VERIFY``, and ``PREFECT_CLIENT_CUSTOM_HEADERS``,
+``PREFECT_API_REQUEST_TIMEOUT`` and ``PREFECT_CLIENT_RETRY_EXTRA_CODES``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,21 @@ def server_config(environ: Mapping[str, str] | None = None) -> object | None:
         tls_insecure_skip_verify=skip is not None and skip.strip().lower() in _TRUE,
         custom_headers=_custom_headers(pick("CLIENT_CUSTOM_HEADERS"), _which(env, "CLIENT_CUSTOM_HEADERS")),
         request_timeout=_timeout(pick("API_REQUEST_TIMEOUT"), _which(env, "API_REQUEST_TIMEOUT")),
+        retry_extra_codes=_codes(pick("CLIENT_RETRY_EXTRA_CODES"), _which(env, "CLIENT_RETRY_EXTRA_CODES")),
     )
+
+
+def _codes(raw: str | None, name: str) -> frozenset[int]:
+    """``PREFECT_CLIENT_RETRY_EXTRA_CODES``: HTTP statuses, comma-separated (``500,504``)."""
+    if raw is None or not raw.strip():
+        return frozenset()
+    codes = set()
+    for part in raw.replace(" ", "").split(","):
+        if not part.isdigit() or not 400 <= int(part) <= 599:
+            raise RegistryError(f"{name} must list HTTP error statuses (400 to 599), comma-separated, not {raw!r}",
+                                hint=f"set {name}=500,504, or unset it")
+        codes.add(int(part))
+    return frozenset(codes)
 
 
 #: Headers the client sets itself, which Prefect's client also refuses to take from its custom headers.

@@ -239,6 +239,19 @@ def test_custom_headers_and_timeout_are_read_as_prefect_reads_them(server: EchoS
         assert time.monotonic() - started < 1.8  # the 0.5 s timeout, not the 2 s answer
 
 
+def test_extra_retry_codes_are_retried(server: EchoServer) -> None:
+    url = f"http://127.0.0.1:{server.server_address[1]}/api"
+    plain = choose.server_config({"PREFECT_API_URL": url})
+    extra = choose.server_config({"PREFECT_API_URL": url, "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500, 504"})
+    assert isinstance(plain, ServerConfig) and isinstance(extra, ServerConfig)
+    assert extra.retry_extra_codes == {500, 504}
+    with PrefectClient(plain, backoff=0.01, version_checked=True) as client, \
+            pytest.raises(RegistryError, match="HTTP 500"):
+        client.get("fail-once/a")
+    with PrefectClient(extra, backoff=0.01, version_checked=True) as client:
+        assert client.get("fail-once/b") == {"path": "/api/fail-once/b", "method": "GET"}
+
+
 @pytest.mark.parametrize(("name", "value", "problem"), [
     ("PREFECT_CLIENT_CUSTOM_HEADERS", "{not json sentinel-9f3", "not valid JSON"),
     ("PREFECT_CLIENT_CUSTOM_HEADERS", '["X-A"]', "JSON object"),
@@ -246,6 +259,8 @@ def test_custom_headers_and_timeout_are_read_as_prefect_reads_them(server: EchoS
     ("PREFECT_CLIENT_CUSTOM_HEADERS", '{"X-A": "a\\nb"}', "string on one line"),
     ("PREFECT_API_REQUEST_TIMEOUT", "soon", "number of seconds"),
     ("PREFECT_API_REQUEST_TIMEOUT", "0", "number of seconds"),
+    ("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500,oops", "HTTP error statuses"),
+    ("PREFECT_CLIENT_RETRY_EXTRA_CODES", "200", "HTTP error statuses"),
 ])
 def test_bad_client_settings_are_named(name: str, value: str, problem: str) -> None:
     with pytest.raises(RegistryError, match=problem) as refused:

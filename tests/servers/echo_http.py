@@ -2,7 +2,8 @@
 
 It records every request (method, path, body, headers) and answers with JSON naming the path. A few paths
 misbehave on purpose: ``/api/hangup`` closes without an answer, ``/api/hints`` sends a 103 first,
-``/api/badgzip`` sends a body that does not decompress, ``/api/slow`` waits 2 s; ``.../admin/version``
+``/api/badgzip`` sends a body that does not decompress, ``/api/slow`` waits 2 s, ``/api/fail-once...``
+answers 500 the first time; ``.../admin/version``
 answers a Prefect 3 version, ``/api/gzip...`` answers compressed. ``close_idle_after`` closes kept-alive
 connections idle that long.
 """
@@ -28,6 +29,7 @@ class EchoServer(ThreadingHTTPServer):
         self.connections = 0
         self.seen: list[dict[str, Any]] = []
         self.close_idle_after: float | None = None  # close a kept-alive connection idle this long
+        self.failed: set[str] = set()  # /api/fail-once... paths already answered 500 once
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -48,6 +50,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         self.server.seen.append({"method": self.command, "path": self.path, "body": body,
                                  "headers": dict(self.headers)})
+        if self.path.startswith("/api/fail-once") and self.path not in self.server.failed:
+            self.server.failed.add(self.path)
+            self.send_response(500)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+            return
         if self.path.startswith("/api/slow"):
             time.sleep(2)
         if self.path.startswith("/api/hangup"):

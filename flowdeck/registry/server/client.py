@@ -80,6 +80,8 @@ class ServerConfig:
     custom_headers: tuple[tuple[str, str], ...] = ()
     #: Seconds to wait to connect, and for each read of an answer (``PREFECT_API_REQUEST_TIMEOUT``).
     request_timeout: float = 30.0
+    #: Statuses retried besides 429, 502 and 503 (``PREFECT_CLIENT_RETRY_EXTRA_CODES``), on every request.
+    retry_extra_codes: frozenset[int] = frozenset()
 
     def headers(self) -> dict[str, str]:
         """The authentication header (Basic wins over Bearer, as in Prefect's client), then the custom ones
@@ -178,6 +180,7 @@ class PrefectClient:
         #: The HTTP status of the last answer (201 vs 200 tells a new object from an existing one).
         self.last_status = 0
         self._csrf: dict[str, str] = {}
+        self._retry_status = _RETRY_STATUS | config.retry_extra_codes
         self._version_checked = version_checked
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
@@ -255,7 +258,7 @@ class PrefectClient:
                     self._unreachable = message
                 raise RegistryError(message, hint=f"check {self.config.source} and that the server is running "
                                                   "(`prefect server start`)") from None
-            if response.status_code in _RETRY_STATUS and attempt < self.retries:
+            if response.status_code in self._retry_status and attempt < self.retries:
                 attempt += 1
                 # Exponential, capped, with jitter so that parallel writers do not retry in lockstep.
                 delay = min(self.backoff * 2 ** (attempt - 1), 5.0) * (0.5 + random.random())
@@ -323,7 +326,7 @@ class PrefectClient:
                 advice = "fix that value (in prefect.yaml or on the command line) and run again"
             raise RegistryError(f"{subject}: the Prefect server at {self.where} rejected {explained}",
                                 hint=hint or advice)
-        if status in _RETRY_STATUS:
+        if status in self._retry_status:
             raise RegistryError(f"{subject}: the Prefect server at {self.where} still answered HTTP {status} "
                                 f"after {self._tries()}: {redact(str(detail))[:300]}", hint=self._busy_hint())
         raise RegistryError(f"{subject}: the Prefect server at {self.where} answered HTTP {status}: "
@@ -410,7 +413,7 @@ class PrefectClient:
         if response.status_code == 404:
             raise RegistryError(f"{self.where} does not look like a Prefect API (no /admin/version)",
                                 hint=f"{self.config.source} should end in /api, e.g. http://127.0.0.1:4200/api")
-        if response.status_code in _RETRY_STATUS:
+        if response.status_code in self._retry_status:
             raise RegistryError(f"the Prefect server at {self.where} still answered HTTP {response.status_code} "
                                 f"to /admin/version after {self._tries()}", hint=self._busy_hint())
         if response.status_code >= 400:
