@@ -104,7 +104,8 @@ def _codes(raw: str | None, name: str) -> frozenset[int]:
 
 #: Headers the client sets itself, which Prefect's client also refuses to take from its custom headers.
 _PROTECTED = frozenset({"user-agent", "prefect-csrf-token", "prefect-csrf-client"})
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_warned: set[str] = set()  # settings warnings already given in this process
 
 
 def _custom_headers(raw: str | None, name: str) -> tuple[tuple[str, str], ...]:
@@ -120,14 +121,17 @@ def _custom_headers(raw: str | None, name: str) -> tuple[tuple[str, str], ...]:
         raise RegistryError(f"{name} must be a JSON object of header names to values", hint=hint)
     headers: list[tuple[str, str]] = []
     for header, value in data.items():
-        if not _HEADER_NAME.match(header):
+        if not _HEADER_NAME.fullmatch(header):
             raise RegistryError(f"{name}: {header!r} is not a valid header name", hint=hint)
-        if not isinstance(value, str) or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise RegistryError(f"{name}: the value of {header} must be a string on one line", hint=hint)
+        if (not isinstance(value, str) or any(ord(c) < 32 or 126 < ord(c) < 160 for c in value)
+                or any(ord(c) > 255 for c in value)):
+            raise RegistryError(f"{name}: the value of {header} must be a string on one line, in Latin-1 "
+                                "characters (HTTP headers carry no others)", hint=hint)
         if header.lower() in _PROTECTED:
-            warnings.warn(SettingWarning(
-                f"{name}: {header} is ignored: flowdeck sets it itself (as Prefect's client does)",
-                hint=f"remove {header} from {name}"), stacklevel=3)
+            message = f"{name}: {header} is ignored: flowdeck sets it itself (as Prefect's client does)"
+            if message not in _warned:  # the settings are read more than once per command
+                _warned.add(message)
+                warnings.warn(SettingWarning(message, hint=f"remove {header} from {name}"), stacklevel=3)
             continue
         headers.append((header, value))
     return tuple(headers)

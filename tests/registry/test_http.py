@@ -257,6 +257,8 @@ def test_extra_retry_codes_are_retried(server: EchoServer) -> None:
     ("PREFECT_CLIENT_CUSTOM_HEADERS", '["X-A"]', "JSON object"),
     ("FLOWDECK_CLIENT_CUSTOM_HEADERS", '{"Bad Name": "v"}', "not a valid header name"),
     ("PREFECT_CLIENT_CUSTOM_HEADERS", '{"X-A": "a\\nb"}', "string on one line"),
+    ("PREFECT_CLIENT_CUSTOM_HEADERS", '{"X-A\\n": "v"}', "not a valid header name"),
+    ("PREFECT_CLIENT_CUSTOM_HEADERS", '{"X-Team": "\\u56e2\\u961f"}', "Latin-1"),
     ("PREFECT_API_REQUEST_TIMEOUT", "soon", "number of seconds"),
     ("PREFECT_API_REQUEST_TIMEOUT", "0", "number of seconds"),
     ("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500,oops", "HTTP error statuses"),

@@ -36,8 +36,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from flowdeck.errors import RegistryError, RegistryNotFound
 from flowdeck.redact import redact, register_secret
-from flowdeck.registry.server.http import HttpTransport, Interrupted, NotSent, Response, UntrustedCertificate
+from flowdeck.registry.server.http import (
+    HttpTransport,
+    Interrupted,
+    NotSent,
+    ProxyRefused,
+    Response,
+    UntrustedCertificate,
+)
 from flowdeck.registry.server.proxy import ProxySettingError
+from flowdeck.secret_names import is_secret_name
 
 __all__ = ["PAGE", "SUPPORTED_MAJOR", "PrefectClient", "ServerConfig", "safe_url"]
 
@@ -101,8 +109,11 @@ class ServerConfig:
                 register_secret(base64.b64encode(value.encode()).decode())
                 if ":" in value:
                     register_secret(value.split(":", 1)[1])
-        for _, value in self.custom_headers:  # an access token for the proxy in front, often
-            register_secret(value)
+        for name, value in self.custom_headers:
+            # An access token for a gateway in front (CF-Access-Client-Secret, X-API-Key), or anything
+            # token-like; not `X-Team: data`, whose masking would blank the word everywhere.
+            if is_secret_name(name) or (len(value) >= 16 and " " not in value and not value.isalpha()):
+                register_secret(value)
         parts = urlsplit(self.url)
         if parts.password:
             register_secret(parts.password)
@@ -242,6 +253,12 @@ class PrefectClient:
                     f"{redact(str(exc))}",
                     hint="set PREFECT_API_SSL_CERT_FILE (or SSL_CERT_FILE) to the CA bundle that signed it, or "
                          "PREFECT_API_TLS_INSECURE_SKIP_VERIFY=true for a development server") from None
+            except ProxyRefused as exc:  # its answer will not change either
+                proxy = self._http.proxy
+                raise RegistryError(
+                    f"cannot reach the Prefect server at {self.where}: {redact(str(exc))}",
+                    hint=f"check the user:password in {proxy.variable if proxy else 'the proxy variable'}, or add "
+                         "the server's host to NO_PROXY") from None
             except (NotSent, Interrupted) as exc:
                 # A refused connection never reached the server: safe to retry any method. Other
                 # failures may have been applied, so only idempotent methods are retried.
@@ -258,6 +275,11 @@ class PrefectClient:
                     self._unreachable = message
                 raise RegistryError(message, hint=f"check {self.config.source} and that the server is running "
                                                   "(`prefect server start`)") from None
+            proxy = self._http.proxy
+            if response.status_code == 407 and proxy is not None:  # a forwarded request: the proxy's answer
+                raise RegistryError(f"{proxy.where} refused the credentials (HTTP 407)",
+                                    hint=f"set {proxy.variable} to http://user:password@host:port with valid "
+                                         "credentials, or add the server's host to NO_PROXY")
             if response.status_code in self._retry_status and attempt < self.retries:
                 attempt += 1
                 # Exponential, capped, with jitter so that parallel writers do not retry in lockstep.

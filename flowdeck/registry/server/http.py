@@ -29,7 +29,7 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from flowdeck.registry.server.proxy import proxy_for
 
-__all__ = ["HttpTransport", "Interrupted", "NotSent", "Response", "UntrustedCertificate"]
+__all__ = ["HttpTransport", "Interrupted", "NotSent", "ProxyRefused", "Response", "UntrustedCertificate"]
 
 
 _PATH_SAFE = "/:@!$&'()*+,;="  # kept as they are in a path, besides letters, digits and -._~ (RFC 3986)
@@ -45,6 +45,10 @@ class NotSent(Exception):
 
 class UntrustedCertificate(NotSent):
     """The TLS handshake failed on the server's certificate (unknown CA, wrong host name, expired)."""
+
+
+class ProxyRefused(NotSent):
+    """The proxy in between answered the tunnel request with an error (407: it wants other credentials)."""
 
 
 class Interrupted(Exception):
@@ -97,17 +101,22 @@ class HttpTransport:
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("it must start with http:// or https:// and name a host")
         self._https = parts.scheme == "https"
-        parts.hostname.encode("idna")  # UnicodeError (a ValueError) here, not at the first request
-        self._host = parts.hostname
+        # The ASCII form (IDNA) of a host name in any script, as http.client, proxies and TLS need it;
+        # UnicodeError (a ValueError) here for one that has none, not at the first request.
+        self._host = parts.hostname.encode("idna").decode("ascii")
         self._port = parts.port or (443 if self._https else 80)
         self._prefix = parts.path.rstrip("/") + "/"  # as written: an escape in it is already one
-        self._proxy = proxy_for(parts.scheme, self._host)
+        #: The proxy in between, if the environment names one (:mod:`.proxy`).
+        self.proxy = proxy_for(parts.scheme, self._host, self._port)
         # Through a proxy, a plain-http request names the whole URL (the proxy forwards it); https tunnels.
-        self._origin = f"http://{parts.netloc.rsplit('@', 1)[-1]}" if self._proxy and not self._https else ""
+        self._origin = ""
+        if self.proxy is not None and not self._https:
+            bracketed = f"[{self._host}]" if ":" in self._host else self._host
+            self._origin = f"http://{bracketed}" + (f":{parts.port}" if parts.port else "")
         self._timeout = timeout
         self._context = context
-        self._headers = {"Accept-Encoding": "gzip", "User-Agent": "flowdeck", **headers}
-        if parts.username is not None and "Authorization" not in self._headers:
+        self._headers = _merged({"Accept-Encoding": "gzip", "User-Agent": "flowdeck"}, headers)
+        if parts.username is not None and "authorization" not in {name.lower() for name in self._headers}:
             # user:password in the URL is HTTP Basic authentication, as httpx and browsers treat it.
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
@@ -135,9 +144,9 @@ class HttpTransport:
         target = self._origin + self._prefix + quote(path.lstrip("/"), safe=_PATH_SAFE)
         if params:
             target += "?" + urlencode({k: _param(v) for k, v in params.items() if v is not None}, doseq=True)
-        sent = {**self._headers, **(headers or {})}
-        if self._origin and self._proxy is not None:
-            sent.update(self._proxy.headers())
+        sent = _merged(self._headers, headers or {})
+        if self._origin and self.proxy is not None:
+            sent.update(self.proxy.headers())
         body: bytes | None = None
         if json_body is not None:
             # "replace": a lone surrogate (a file name that is not UTF-8, decoded by os.fsdecode, in a log
@@ -181,11 +190,12 @@ class HttpTransport:
                     return idle
                 idle.close()
         conn: http.client.HTTPConnection
-        host, port = (self._proxy.host, self._proxy.port) if self._proxy else (self._host, self._port)
+        proxy = self.proxy
+        host, port = (proxy.host, proxy.port) if proxy else (self._host, self._port)
         if self._https:
             conn = http.client.HTTPSConnection(host, port, timeout=self._timeout, context=self._context)
-            if self._proxy is not None:
-                conn.set_tunnel(self._host, self._port, headers=self._proxy.headers())
+            if proxy is not None:
+                conn.set_tunnel(self._host, self._port, headers=proxy.headers())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self._timeout)
         try:
@@ -195,7 +205,11 @@ class HttpTransport:
             raise UntrustedCertificate(str(exc)) from None
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            raise NotSent(str(exc) or type(exc).__name__) from None
+            why = str(exc) or type(exc).__name__
+            if proxy is not None and why.startswith("Tunnel connection failed"):
+                # The proxy answered the CONNECT with an error (407: its credentials): the same every time.
+                raise ProxyRefused(f"{proxy.where} refused the tunnel: {why.split(':', 1)[1].strip()}") from None
+            raise NotSent(f"{proxy.where}: {why}" if proxy is not None else why) from None
         return conn
 
     def _release(self, conn: http.client.HTTPConnection) -> None:
@@ -213,3 +227,15 @@ def _param(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_param(v) for v in value]
     return value
+
+
+def _merged(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Headers of later layers replace earlier ones whatever their case (``authorization`` replaces
+    ``Authorization``), as httpx merges them: a header is never sent twice."""
+    merged: dict[str, str] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            for existing in [k for k in merged if k.lower() == name.lower()]:
+                del merged[existing]
+            merged[name] = value
+    return merged
