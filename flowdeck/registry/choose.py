@@ -112,6 +112,7 @@ def _custom_headers(raw: str | None, name: str) -> tuple[tuple[str, str], ...]:
     """``PREFECT_CLIENT_CUSTOM_HEADERS``: a JSON object of header names to string values."""
     if not raw:
         return ()
+    from flowdeck.registry.server.http import header_safe  # with the client: only when a server is used
     hint = f'set {name} to a JSON object, e.g. {{"X-Team": "data"}}, or unset it'
     try:
         data = json.loads(raw)
@@ -123,8 +124,7 @@ def _custom_headers(raw: str | None, name: str) -> tuple[tuple[str, str], ...]:
     for header, value in data.items():
         if not _HEADER_NAME.fullmatch(header):
             raise RegistryError(f"{name}: {header!r} is not a valid header name", hint=hint)
-        if (not isinstance(value, str) or any(ord(c) < 32 or 126 < ord(c) < 160 for c in value)
-                or any(ord(c) > 255 for c in value)):
+        if not isinstance(value, str) or not header_safe(value):
             raise RegistryError(f"{name}: the value of {header} must be a string on one line, in Latin-1 "
                                 "characters (HTTP headers carry no others)", hint=hint)
         if header.lower() in _PROTECTED:

@@ -43,6 +43,7 @@ from flowdeck.registry.server.http import (
     ProxyRefused,
     Response,
     UntrustedCertificate,
+    header_safe,
 )
 from flowdeck.registry.server.proxy import ProxySettingError
 from flowdeck.secret_names import is_secret_name
@@ -196,8 +197,9 @@ class PrefectClient:
         self._unreachable: str | None = None
         base = config.url.rstrip("/") + "/"
         for name, value in (("API key", config.api_key), ("API auth string", config.auth_string)):
-            if value and any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise RegistryError(f"the {name} holds a line break or another control character",
+            if value and not header_safe(value):
+                raise RegistryError(f"the {name} holds a line break or another control character, or a "
+                                    "character outside Latin-1",
                                     hint=f"set PREFECT_{name.upper().replace(' ', '_')} (or FLOWDECK_...) "
                                          "to the value alone")
         context = None

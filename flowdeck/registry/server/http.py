@@ -29,7 +29,8 @@ from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from flowdeck.registry.server.proxy import proxy_for
 
-__all__ = ["HttpTransport", "Interrupted", "NotSent", "ProxyRefused", "Response", "UntrustedCertificate"]
+__all__ = ["HttpTransport", "Interrupted", "NotSent", "ProxyRefused", "Response", "UntrustedCertificate",
+           "header_safe"]
 
 
 _PATH_SAFE = "/:@!$&'()*+,;="  # kept as they are in a path, besides letters, digits and -._~ (RFC 3986)
@@ -121,8 +122,9 @@ class HttpTransport:
             pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
             self._headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         for name, value in self._headers.items():
-            if any(ord(c) < 32 or ord(c) == 127 for c in value):
-                raise ValueError(f"the {name} header would hold a line break or a control character")
+            if not header_safe(value):
+                raise ValueError(f"the {name} header would hold a line break, a control character or a "
+                                 "character outside Latin-1")
         self._idle: list[tuple[http.client.HTTPConnection, float]] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -218,6 +220,12 @@ class HttpTransport:
                 self._idle.append((conn, time.monotonic()))
                 return
         conn.close()
+
+
+def header_safe(value: str) -> bool:
+    """Whether ``value`` can go in an HTTP header as it is: Latin-1 (what http.client encodes headers in)
+    without control characters (a line break would end the header, or smuggle another)."""
+    return all(31 < ord(c) < 127 or 159 < ord(c) < 256 for c in value)
 
 
 def _param(value: Any) -> Any:
