@@ -52,7 +52,7 @@ def stream_region(
     pieces = remote.iter_range(key, start, end - start)
     stream = _Stream(pieces)
     decoder = FrameDecoder(zstd())
-    position, written = start, 0
+    position = start
 
     def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes | memoryview]:
         nonlocal position
@@ -67,12 +67,7 @@ def stream_region(
             raise
 
     try:
-        for sha, chunks in members:
-            rels = need[sha]
-            first = _write_content(sha, chunks, staging, rels[0], frame, corrupt)
-            cache.store(sha, first)
-            copy_content(first, staging, rels[1:])
-            written += len(rels)
+        written = _write_members(members, need, staging, cache, frame, corrupt)
     except StorageError:
         raise
     except Exception as exc:
@@ -124,7 +119,6 @@ def _extract(
     corrupt: Corrupt,
 ) -> int:
     decompressor = zstd().ZstdDecompressor()
-    written = 0
     with open(source, "rb") as region:
 
         def frame(offset: int, clen: int, ulen: int) -> Iterator[bytes]:
@@ -141,13 +135,27 @@ def _extract(
                 raise ValueError("a frame has the wrong length")
             yield out
 
-        for sha, chunks in members:
-            rels = need[sha]
-            first = _write_content(sha, chunks, staging, rels[0], frame, corrupt)
-            if cache is not None:
-                cache.store(sha, first)
-            copy_content(first, staging, rels[1:])
-            written += len(rels)
+        return _write_members(members, need, staging, cache, frame, corrupt)
+
+
+def _write_members(
+    members: list[tuple[str, list[Chunk]]],
+    need: dict[str, list[str]],
+    staging: Path,
+    cache: ObjectCache | None,
+    frame: Callable[[int, int, int], Iterable[bytes | memoryview]],
+    corrupt: Corrupt,
+) -> int:
+    """Write each member's content into the first of its files ``need`` names (verified), keep it in the
+    cache, copy it to the others; returns how many files were written."""
+    written = 0
+    for sha, chunks in members:
+        rels = need[sha]
+        first = _write_content(sha, chunks, staging, rels[0], frame, corrupt)
+        if cache is not None:
+            cache.store(sha, first)
+        copy_content(first, staging, rels[1:])
+        written += len(rels)
     return written
 
 
