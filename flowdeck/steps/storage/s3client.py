@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowdeck.redact import register_secret
+from flowdeck.steps.storage.botoloader import quick_session
 from flowdeck.steps.storage.transfer import DEFAULT_WORKERS
 
 __all__ = ["Clients", "make_client"]
@@ -64,12 +65,11 @@ def make_client(session_args: dict[str, Any], params: dict[str, Any], workers: i
 
 
 def _build_client(session_args: dict[str, Any], params: dict[str, Any], workers: int) -> Clients:
-    import boto3
     from botocore.config import Config
 
     role = session_args.pop("assume_role_arn", None)
     role_kwargs = session_args.pop("assume_role_kwargs", {})
-    session = boto3.Session(**session_args)
+    session = quick_session(**session_args)
     if role:
         sts = session.client("sts", endpoint_url=params.get("endpoint_url"))
         got = sts.assume_role(
@@ -77,7 +77,7 @@ def _build_client(session_args: dict[str, Any], params: dict[str, Any], workers:
         )["Credentials"]
         register_secret(got["SecretAccessKey"])
         register_secret(got["SessionToken"])
-        session = boto3.Session(
+        session = quick_session(
             aws_access_key_id=got["AccessKeyId"],
             aws_secret_access_key=got["SecretAccessKey"],
             aws_session_token=got["SessionToken"],
