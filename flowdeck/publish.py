@@ -39,8 +39,8 @@ from flowdeck.templating.placeholders import (
     determine_placeholder_type,
 )
 
-__all__ = ["PULL_STEP_MODES", "RUNNERS", "RUNNER_COMMAND", "PullStepsError", "flow_runner", "flowdeck_requirement",
-           "publish_pull_steps", "pull_steps_mode", "with_runner", "with_snapshots"]
+__all__ = ["EXTRA_REQUIREMENTS", "PULL_STEP_MODES", "RUNNERS", "RUNNER_COMMAND", "PullStepsError", "flow_runner",
+           "flowdeck_requirement", "publish_pull_steps", "pull_steps_mode", "with_runner", "with_snapshots"]
 
 #: ``as-written`` keeps each step's name; ``flowdeck`` publishes built-in steps as ``flowdeck.steps.*``.
 PULL_STEP_MODES = ("as-written", "flowdeck")
@@ -52,9 +52,24 @@ class PullStepsError(DeployError):
     """A pull step holds something Prefect's step runner would not understand."""
 
 
-def flowdeck_requirement(extra: str | None) -> str:
-    """The ``requires:`` of a published flowdeck step: ``flowdeck`` or ``flowdeck[s3]``."""
-    return f"{DISTRIBUTION}[{extra}]" if extra else DISTRIBUTION
+#: What each of flowdeck's extras installs (pyproject.toml's optional dependencies), each written by the name it
+#: is imported by. Prefect's runner checks a step's ``requires:`` by importing each requirement's name (``-``
+#: read as ``_``, extras kept) and pip-installs them all when one fails: ``flowdeck[s3]`` never imports, so it
+#: cost a no-op pip run before every pull. A dotted name is the same distribution to pip (names are compared
+#: with ``-``, ``_`` and ``.`` alike), so ``azure.storage.blob`` installs azure-storage-blob and imports.
+EXTRA_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "s3": ("boto3>=1.34", "zstandard>=0.22"),
+    "azure": ("azure.storage.blob>=12.19", "azure.identity>=1.15", "zstandard>=0.22"),
+    "gcs": ("google.cloud.storage>=2.14", "zstandard>=0.22"),
+}
+
+
+def flowdeck_requirement(extra: str | None) -> str | list[str]:
+    """The ``requires:`` of a published flowdeck step: ``flowdeck``, or for a step that needs an extra,
+    ``flowdeck`` and that extra's packages, each by an importable name (see ``EXTRA_REQUIREMENTS``)."""
+    if not extra:
+        return DISTRIBUTION
+    return [DISTRIBUTION, *EXTRA_REQUIREMENTS[extra]]
 
 
 def pull_steps_mode(data: Mapping[str, Any], option: str | None,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from flowdeck.errors import DeployError
-from flowdeck.publish import flowdeck_requirement, publish_pull_steps
-from tests.conftest import run_cli, write_tree
+from flowdeck.publish import EXTRA_REQUIREMENTS, flowdeck_requirement, publish_pull_steps
+from tests.conftest import REPO_ROOT, run_cli, write_tree
 
 FLOW = "def hello(name: str = 'world'):\n    return name\n"
 
@@ -58,7 +63,8 @@ def test_pull_steps_flowdeck_publishes_flowdecks_names_with_requires(project: Pa
             "id": "clone", "repository": "https://github.com/acme/flows.git",
             "credentials": "{{ prefect.blocks.github-credentials.acme }}", "requires": "flowdeck"}},
         {"flowdeck.steps.pull_from_s3": {
-            "requires": "flowdeck[s3]", "bucket": "code", "folder": "{{ clone.directory }}",
+            "requires": ["flowdeck", "boto3>=1.34", "zstandard>=0.22"], "bucket": "code",
+            "folder": "{{ clone.directory }}",
             "credentials": "{{ prefect.blocks.aws-credentials.prod }}"}},
         {"flowdeck.steps.set_working_directory": {"directory": "{{ clone.directory }}", "requires": "flowdeck"}},
         {"mypkg.steps:prepare": {"requires": "mypkg>=1", "path": "x"}},
@@ -127,9 +133,33 @@ def test_every_storage_step_requires_its_extra() -> None:
                  "container": "c", "folder": "f", "credentials": "{{ prefect.blocks.azure.x }}"}},
              {"prefect.deployments.steps.run_shell_script": {"script": "echo <<x>>"}}]
     published = publish_pull_steps(steps, None, mode="flowdeck")
-    assert [s[next(iter(s))]["requires"] for s in published] == ["flowdeck[gcs]", "flowdeck[azure]", "flowdeck"]
+    assert [s[next(iter(s))]["requires"] for s in published] == [
+        ["flowdeck", "google.cloud.storage>=2.14", "zstandard>=0.22"],
+        ["flowdeck", "azure.storage.blob>=12.19", "azure.identity>=1.15", "zstandard>=0.22"],
+        "flowdeck"]
     assert published[2]["flowdeck.steps.run_shell_script"]["script"] == "echo {{ x }}"
-    assert flowdeck_requirement("s3") == "flowdeck[s3]"
+    assert flowdeck_requirement("s3") == ["flowdeck", "boto3>=1.34", "zstandard>=0.22"]
+
+
+def _prefect_import_name(requirement: str) -> str:
+    """The module Prefect's step runner imports to decide whether a requirement is installed."""
+    return re.split(r"[<>=!~]", requirement, maxsplit=1)[0].strip().replace("-", "_")
+
+
+@pytest.mark.parametrize("extra", sorted(EXTRA_REQUIREMENTS))
+def test_published_requirements_are_the_extras_by_importable_names(extra: str) -> None:
+    # The same distributions and versions as pyproject.toml's extra: pip compares names with -, _ and . alike.
+    declared = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"][extra]
+    ours = flowdeck_requirement(extra)
+    assert ours[0] == "flowdeck"
+
+    def same(requirements: list[str]) -> list[tuple[str, str]]:
+        return [(canonicalize_name(Requirement(r).name), str(Requirement(r).specifier)) for r in requirements]
+
+    assert same(ours[1:]) == same(declared)
+    # Each imports under Prefect's rule, so a worker with flowdeck installed never runs pip before the step.
+    for requirement in ours:
+        importlib.import_module(_prefect_import_name(requirement))
 
 
 def test_as_written_for_a_prefect_server_checks_templates_too() -> None:

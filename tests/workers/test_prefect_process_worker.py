@@ -105,6 +105,8 @@ def test_a_prefect_process_worker_runs_flowdecks_pull_steps(
     assert run is not None, read.stderr
     assert run["state"] == "COMPLETED", worker_output + "\n".join(run["logs"])
     assert "first line: a,b" in run["logs"]
+    # Every published `requires:` imports on this worker, so Prefect's runner ran no pip before a step.
+    assert "Attempting install" not in worker_output + "\n".join(run["logs"])
     assert any("git_clone" in line for line in run["logs"]) or "git_clone" in worker_output
 
     clone = workdir / repo.name
