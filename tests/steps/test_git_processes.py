@@ -138,9 +138,11 @@ def test_a_git_that_does_not_finish_is_killed_with_its_helpers(silent_server: st
 def test_no_git_outlives_a_worker_stopped_by_a_signal(
     project: Path, silent_server: str, sig: signal.Signals
 ) -> None:
-    # A shell that starts the tests in the background makes them ignore SIGINT, and Python keeps an
-    # inherited "ignore": give the worker Python's own SIGINT handler back.
-    prelude = "import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    # A shell that starts the tests in the background makes them ignore SIGINT (and `nohup` SIGHUP), and
+    # Python keeps an inherited "ignore": give the worker Python's own SIGINT handler and the default
+    # SIGHUP and SIGTERM actions back.
+    prelude = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n"
+               "signal.signal(signal.SIGHUP, signal.SIG_DFL)\nsignal.signal(signal.SIGTERM, signal.SIG_DFL)\n")
     worker = start_worker(
         project, {"repository": silent_server, "cache": False}, "tok-1234567890", code=prelude + WORKER
     )
