@@ -10,6 +10,7 @@ Every other part of botocore (credentials, SSO and STS models, endpoints, ``AWS_
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Sequence
 from typing import Any, overload
@@ -62,6 +63,7 @@ class KnownServices(Sequence[str]):
         return iter(self._list())
 
 
+@functools.cache  # one class per process, not one per session
 def _loader_class() -> type:
     from botocore.loaders import Loader
 
